@@ -1,0 +1,5 @@
+"""keeperpam: a zero-knowledge vault for privileged-session recordings."""
+
+from .celery import app as celery_app
+
+__all__ = ["celery_app"]

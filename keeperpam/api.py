@@ -1,0 +1,59 @@
+"""API plumbing shared by every app: error format and the restricted base viewset."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, viewsets
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def _validation_detail(error: DjangoValidationError):
+    if hasattr(error, "error_dict"):
+        return {field: [str(m) for m in messages] for field, messages in
+                error.message_dict.items()}
+    return {"non_field_errors": [str(m) for m in error.messages]}
+
+
+def exception_handler(exc, context) -> Response | None:
+    """DRF's handler, plus model ``ValidationError`` as 400 and a uniform ``detail`` key.
+
+    Every error body is JSON: ``{"detail": "...", "errors": {field: [..]}}`` for
+    validation errors, ``{"detail": "..."}`` otherwise.
+    """
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(_validation_detail(exc))
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = response.data
+        if isinstance(errors, list):
+            errors = {"non_field_errors": errors}
+        first = next(iter(errors.values()), ["Invalid input."]) if isinstance(errors, dict) else errors
+        message = first[0] if isinstance(first, list) and first else str(first)
+        response.data = {"detail": f"Invalid input: {message}", "errors": errors}
+    return response
+
+
+class RestrictedViewSet(viewsets.GenericViewSet):
+    """Base viewset: the queryset is always the caller's permission-filtered selector.
+
+    Subclasses implement ``get_visible_queryset(user)``; objects outside it
+    answer 404 for every action, so nobody learns what they may not see.
+    """
+
+    def get_visible_queryset(self, user):
+        raise ImproperlyConfigured(f"{type(self).__name__} must define get_visible_queryset().")
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return self.get_visible_queryset(self.request.user)

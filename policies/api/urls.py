@@ -1,0 +1,7 @@
+"""Routes of the roles and policies API."""
+
+from rest_framework.routers import DefaultRouter
+
+router = DefaultRouter(trailing_slash=True)
+
+urlpatterns = [*router.urls]

@@ -1,0 +1,3 @@
+"""Recording API routes (gateway ingest and playback arrive with the ingest issue)."""
+
+urlpatterns: list = []

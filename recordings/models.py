@@ -1,0 +1,1 @@
+"""Gateways, sessions, streams and sealed parts (built by the ingest issue)."""

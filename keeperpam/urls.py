@@ -10,6 +10,7 @@ admin.site.index_title = "Admin Console"
 
 api_v1 = [
     path("", include("vault.api.urls")),
+    path("", include("vault.api.key_urls")),
     path("", include("policies.api.urls")),
     path("", include("recordings.api.urls")),
 ]

@@ -1,5 +1,6 @@
-"""keeperpam: a zero-knowledge vault for privileged-session recordings."""
+"""keeperpam: a zero-knowledge vault for privileged-session recordings.
 
-from .celery import app as celery_app
-
-__all__ = ["celery_app"]
+The Celery app is loaded by ``recordings.apps`` when Django starts, not here,
+so that the offline CLI (``python -m keeperpam.cli``) and the crypto library
+import neither Django nor Celery.
+"""

@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, viewsets
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -37,7 +38,10 @@ def exception_handler(exc, context) -> Response | None:
         errors = response.data
         if isinstance(errors, list):
             errors = {"non_field_errors": errors}
-        first = next(iter(errors.values()), ["Invalid input."]) if isinstance(errors, dict) else errors
+        first = (
+            next(iter(errors.values()), ["Invalid input."]) if isinstance(errors, dict)
+            else errors
+        )
         message = first[0] if isinstance(first, list) and first else str(first)
         response.data = {"detail": f"Invalid input: {message}", "errors": errors}
     return response
@@ -57,3 +61,15 @@ class RestrictedViewSet(viewsets.GenericViewSet):
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
         return self.get_visible_queryset(self.request.user)
+
+
+class StandardPagination(PageNumberPagination):
+    """Page-number pagination whose size the client may choose, up to a ceiling.
+
+    The ceiling keeps one request's cost bounded: a list costs a constant number of
+    queries, but its rows still have to be serialised.
+    """
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200

@@ -76,7 +76,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -84,6 +83,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+if PRODUCTION:
+    # Static files from gunicorn; runserver and the test live server serve them in development.
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "keeperpam.urls"
 
@@ -160,13 +163,17 @@ else:
 STORAGES = {
     "default": _default_storage,
     "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
         if PRODUCTION
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
 # Plaintext from gateways waits here (gateway trust zone) until it is sealed.
 STAGING_DIR = Path(os.environ.get("KEEPERPAM_STAGING_DIR", DATA_DIR / "staging")).resolve()
+# The sealer's Ed25519 signing key (gateway zone); created 0600 on first use.
+KEEPERPAM_SIGNER_KEY_FILE = Path(
+    os.environ.get("KEEPERPAM_SIGNER_KEY_FILE", DATA_DIR / "keys" / "signer.pem")
+).resolve()
 
 # Celery: eager in the embedded default, a real broker when one is configured.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")

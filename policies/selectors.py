@@ -7,12 +7,14 @@ to the record, with no superuser exception (separation of duties).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db.models import Q, QuerySet
 
-from vault.choices import RecordType
-from vault.models import PamConfiguration, Record, SharedFolder
+from vault.choices import AccessLevel, RecordType
+from vault.models import FolderMembership, PamConfiguration, Record, SharedFolder
 
-from .choices import NON_RBI_TYPES, Policy
+from .choices import NON_RBI_TYPES, Policy, view_policy_for
 from .models import Role
 
 POLICY_FIELDS: tuple[str, ...] = tuple(Policy.values)
@@ -125,6 +127,27 @@ def folders_visible_to(user) -> QuerySet[SharedFolder]:
     ).distinct()
 
 
+def folders_managed_by(user) -> QuerySet[SharedFolder]:
+    """Shared folders ``user`` may rename, delete and change the members of.
+
+    Superusers manage every folder; anyone else needs a membership with *share*
+    access, held directly or through one of their groups.
+    """
+    if user is None or not user.is_authenticated or not user.is_active:
+        return SharedFolder.objects.none()
+    if user.is_superuser:
+        return SharedFolder.objects.all()
+    managing = FolderMembership.objects.filter(access=AccessLevel.SHARE).filter(
+        Q(user=user) | Q(group__user=user)
+    )
+    return SharedFolder.objects.filter(pk__in=managing.values("folder_id"))
+
+
+def may_manage_folder(user, folder: SharedFolder) -> bool:
+    """Whether ``user`` may change ``folder`` and its members (see :func:`folders_managed_by`)."""
+    return folders_managed_by(user).filter(pk=folder.pk).exists()
+
+
 # ------------------------------------------------------------ viewing recordings
 
 
@@ -158,3 +181,95 @@ def may_view_recordings(user, record: Record) -> bool:
     if record.record_type not in record_types_with_viewable_recordings(user):
         return False
     return records_with_viewable_recordings(user).filter(pk=record.pk).exists()
+
+
+# ------------------------------------------------- who may view a record's recordings
+
+
+def _view_record_grants():
+    """Guardian's *view_record* rows (user and group), filtered in SQL, no content-type lookup."""
+    from guardian.models import GroupObjectPermission, UserObjectPermission
+
+    scope = {
+        "content_type__app_label": Record._meta.app_label,
+        "content_type__model": Record._meta.model_name,
+        "permission__codename": "view_record",
+    }
+    return (
+        UserObjectPermission.objects.filter(**scope),
+        GroupObjectPermission.objects.filter(**scope),
+    )
+
+
+def _policy_holders(policy: str) -> QuerySet:
+    """Active users holding ``policy`` through a role, directly or via a group (a subquery)."""
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    direct = Role.users.through.objects.filter(**{f"role__{policy}": True}).values("user_id")
+    by_group = user_model.groups.through.objects.filter(
+        **{f"group__pam_roles__{policy}": True}
+    ).values("user_id")
+    return user_model.objects.filter(is_active=True).filter(
+        Q(pk__in=direct) | Q(pk__in=by_group)
+    )
+
+
+def users_who_may_view_recordings(record: Record) -> QuerySet:
+    """Users who may list, play and download ``record``'s recordings (one SQL query).
+
+    The mirror image of :func:`may_view_recordings`: the view policy for the
+    record's type through a role (directly or via a group) **and** guardian view
+    access to the record (a direct or a group permission). No superuser
+    exception. Used to decide who receives a record key share.
+    """
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    user_perms, group_perms = _view_record_grants()
+    object_pk = str(record.pk)
+    with_access = Q(pk__in=user_perms.filter(object_pk=object_pk).values("user_id")) | Q(
+        pk__in=user_model.groups.through.objects.filter(
+            group_id__in=group_perms.filter(object_pk=object_pk).values("group_id")
+        ).values("user_id")
+    )
+    return _policy_holders(view_policy_for(record.record_type)).filter(with_access)
+
+
+def recording_viewers(record_ids: Iterable[int]) -> dict[int, set[int]]:
+    """For many records at once: record id → ids of users who may view its recordings.
+
+    Same rule as :func:`users_who_may_view_recordings`, in a fixed number of
+    queries whatever the number of records (for key-share reconciliation and
+    pending grants). Records nobody may view map to an empty set.
+    """
+    record_ids = list(record_ids)
+    if not record_ids:
+        return {}
+    type_of = dict(Record.objects.filter(pk__in=record_ids).values_list("pk", "record_type"))
+    viewers: dict[int, set[int]] = {pk: set() for pk in type_of}
+    if not type_of:
+        return viewers
+    object_pks = [str(pk) for pk in type_of]
+    user_perms, group_perms = _view_record_grants()
+    access: set[tuple[int, int]] = {
+        (int(object_pk), user_id)
+        for object_pk, user_id in user_perms.filter(object_pk__in=object_pks).values_list(
+            "object_pk", "user_id"
+        )
+    }
+    access.update(
+        (int(object_pk), user_id)
+        for object_pk, user_id in group_perms.filter(
+            object_pk__in=object_pks, group__user__isnull=False
+        ).values_list("object_pk", "group__user")
+    )
+    user_ids = {user_id for _, user_id in access}
+    holders = {
+        policy: set(_policy_holders(policy).filter(pk__in=user_ids).values_list("pk", flat=True))
+        for policy in {view_policy_for(t) for t in type_of.values()}
+    } if user_ids else {}
+    for record_id, user_id in access:
+        if user_id in holders.get(view_policy_for(type_of[record_id]), ()):
+            viewers[record_id].add(user_id)
+    return viewers

@@ -9,6 +9,8 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from vault.choices import AuditAction
+from vault.key_services import record_key_shares_reconcile
+from vault.models import Record
 from vault.services import audit_event_write, snapshot
 
 from .models import Role
@@ -55,6 +57,9 @@ def role_update(*, role: Role, acting_user, users: Iterable | None = None,
             actor=acting_user, action=AuditAction.UPDATE, instance=role,
             before={k: before.get(k) for k in changed}, after={k: after[k] for k in changed},
         )
+        # A dropped policy or member may end someone's right to view recordings.
+        record_key_shares_reconcile(records=Record.objects.filter(keys__isnull=False),
+                                    acting_user=acting_user)
     return role
 
 
@@ -64,3 +69,5 @@ def role_delete(*, role: Role, acting_user) -> None:
     audit_event_write(actor=acting_user, action=AuditAction.DELETE, instance=role,
                       before={**snapshot(role), **_members(role)})
     role.delete()
+    record_key_shares_reconcile(records=Record.objects.filter(keys__isnull=False),
+                                acting_user=acting_user)

@@ -285,3 +285,146 @@ __all__ = [
     "RecordShare",
     "SharedFolder",
 ]
+
+
+# ------------------------------------------------------------------------- keys
+# Zero-knowledge key material (FORMAT.md §6, DESIGN.md "Keys"): only public keys
+# and wrapped private keys are ever stored here.
+
+
+class UserKey(models.Model):
+    """A user's P-256 key pair: the public key, and the private key under their passphrase.
+
+    The pair is made on the user's device; the server stores the public key
+    (b64u DER SubjectPublicKeyInfo) and the protected private key JSON of
+    FORMAT.md §6, and can open neither.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="vault_key"
+    )
+    public_key = models.TextField(help_text="b64u DER SubjectPublicKeyInfo (P-256).")
+    key_id = models.CharField(
+        max_length=64, db_index=True, help_text="Hex SHA-256 of the public key's DER."
+    )
+    protected_private_key = models.JSONField(
+        help_text="Private key encrypted under the user's passphrase (FORMAT.md §6)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["user_id"]
+        verbose_name = "user key"
+
+    def __str__(self) -> str:
+        return f"{self.user} key {self.key_id[:12]}"
+
+
+class RecoveryKey(models.Model):
+    """The organisation's recovery public key: every new record key is also wrapped to it.
+
+    Its private half lives offline with the organisation (never on the vault).
+    At most one is active; enrolling another retires the previous one, whose
+    shares stay so the recordings sealed meanwhile remain recoverable.
+    """
+
+    label = models.CharField(max_length=200)
+    public_key = models.TextField(help_text="b64u DER SubjectPublicKeyInfo (P-256).")
+    key_id = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "recovery key"
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.key_id[:12]})"
+
+
+class RecordKey(models.Model):
+    """One version of a record's P-256 key pair; sealed parts wrap their data keys to it.
+
+    Only the public key is stored; the private key exists on the server only
+    as :class:`RecordKeyShare` rows. A retired version seals nothing new but
+    still opens the recordings sealed under it.
+    """
+
+    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="keys")
+    version = models.PositiveIntegerField()
+    public_key = models.TextField(help_text="b64u DER SubjectPublicKeyInfo (P-256).")
+    key_id = models.CharField(
+        max_length=64, unique=True, help_text="Hex SHA-256 of the public key's DER."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["record", "-version"]
+        verbose_name = "record key"
+        constraints = [
+            models.UniqueConstraint(fields=["record", "version"], name="record_key_unique_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.record} key v{self.version}"
+
+
+class RecordKeyShare(models.Model):
+    """A record private key wrapped (HPKE, FORMAT.md §6) to one user or to the recovery key."""
+
+    record_key = models.ForeignKey(RecordKey, on_delete=models.CASCADE, related_name="shares")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="record_key_shares",
+    )
+    recovery = models.ForeignKey(
+        RecoveryKey,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="shares",
+    )
+    share = models.TextField(help_text="b64u(HPKE enc ‖ ciphertext of the PKCS#8 DER).")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["record_key", "id"]
+        verbose_name = "record key share"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, recovery__isnull=True)
+                | Q(user__isnull=True, recovery__isnull=False),
+                name="record_key_share_user_xor_recovery",
+            ),
+            models.UniqueConstraint(
+                fields=["record_key", "user"], name="record_key_share_unique_user"
+            ),
+            models.UniqueConstraint(
+                fields=["record_key", "recovery"], name="record_key_share_unique_recovery"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.record_key} → {self.user or self.recovery}"
+
+
+__all__ += ["RecordKey", "RecordKeyShare", "RecoveryKey", "UserKey"]

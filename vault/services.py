@@ -379,3 +379,8 @@ def record_permissions_sync(*, records: Iterable[Record]) -> None:
         for (record_id, group_id), access in group_levels.items()
         for codename in PERMISSIONS_BY_ACCESS[access]
     )
+    # Whoever just lost the right to view these records' recordings loses their
+    # record key shares too, and future sessions get a new record key version.
+    from .key_services import record_key_shares_reconcile
+
+    record_key_shares_reconcile(records=record_ids)

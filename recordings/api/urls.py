@@ -1,3 +1,9 @@
 """Recording API routes (gateway ingest and playback arrive with the ingest issue)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from .views import SignerKeyListView
+
+urlpatterns: list = [
+    path("signers/", SignerKeyListView.as_view(), name="signers"),
+]

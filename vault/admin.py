@@ -115,8 +115,8 @@ def adopt(target: models.Model, source: models.Model) -> None:
 class ServiceDeletesMixin:
     """Route single and bulk deletes through a service so that each one is audited."""
 
-    def delete_with_service(self, request: HttpRequest, obj: models.Model) -> None:
-        raise NotImplementedError
+    #: ``(request, obj) -> None``: the service call that deletes one object.
+    delete_with_service: Callable[..., None]
 
     def delete_model(self, request: HttpRequest, obj: models.Model) -> None:
         self.delete_with_service(request, obj)

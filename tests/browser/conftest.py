@@ -119,9 +119,10 @@ def static_server() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def browser():
     """One headless Chromium (Debian's) for the whole session."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api
+
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it with apt-get")
     with sync_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:

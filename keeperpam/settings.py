@@ -107,6 +107,10 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "keeperpam.wsgi.application"
 
+if "DATABASE_URL" not in os.environ:
+    # The embedded default keeps its SQLite file here: make sure the folder exists.
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
@@ -241,3 +245,15 @@ if PRODUCTION:
 
 # vault asks these rules without importing upwards (see vault/access.py).
 KEEPERPAM_ACCESS_RULES = "policies.selectors"
+
+# Gateway ingest (recordings): a session whose gateway sent nothing for this many
+# seconds is sealed as incomplete by Celery beat; tus PATCH bodies are capped per
+# request (the total is unlimited).
+KEEPERPAM_SESSION_IDLE_TIMEOUT = env_int("KEEPERPAM_SESSION_IDLE_TIMEOUT", 3600)
+KEEPERPAM_UPLOAD_CHUNK_MAX_BYTES = env_int("KEEPERPAM_UPLOAD_CHUNK_MAX_BYTES", 64 << 20)
+CELERY_BEAT_SCHEDULE = {
+    "recordings-reap-idle-sessions": {
+        "task": "recordings.tasks.sessions_reap_idle",
+        "schedule": env_int("KEEPERPAM_SESSION_REAP_INTERVAL", 60),
+    },
+}

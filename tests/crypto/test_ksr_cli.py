@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import FIXTURES as SHARED_FIXTURES
+
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = SHARED_FIXTURES
 GUACD_TS = FIXTURES / "guacd-ssh-short.typescript"
 GUACD_TM = FIXTURES / "guacd-ssh-short.typescript.timing"
 UTIL_TS = FIXTURES / "util-linux-classic.tys"

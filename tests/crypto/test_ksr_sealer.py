@@ -7,9 +7,10 @@ import pytest
 from keeperpam.crypto import errors, parts, terminal
 from keeperpam.crypto.sealer import StreamSealer
 from keeperpam.crypto.terminal import Record, RecordType
+from tests.paths import FIXTURES
 
 RECORDING = "0f8e2b1a-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
-GUAC = "/work/shared/fixtures/guacd-ssh-short.guac"
+GUAC = str(FIXTURES / "guacd-ssh-short.guac")
 
 
 def make_sealer(keyset, stream: str, **kwargs) -> StreamSealer:

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from keeperpam.crypto import errors, terminal
 from keeperpam.crypto.terminal import Record, RecordType
+from tests.paths import FIXTURES as SHARED_FIXTURES
 
-FIXTURES = "/work/shared/fixtures"
+FIXTURES = str(SHARED_FIXTURES)
 
 records_strategy = st.lists(
     st.builds(Record, st.sampled_from(list(RecordType)), st.integers(0, 1000),

@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("vault.api.key_urls")),
     path("", include("policies.api.urls")),
     path("", include("recordings.api.urls")),
+    path("", include("recordings.api.playback_urls")),
 ]
 
 urlpatterns = [

@@ -453,14 +453,24 @@ class FolderMembershipInline(admin.TabularInline):
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
         return _is_staff(request)
 
+    # ``obj`` is the folder: whoever may manage it (API and admin alike) edits its members.
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return _is_superuser(request)
+        return _may_manage_folder(request, obj)
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return _is_superuser(request)
+        return _may_manage_folder(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return _is_superuser(request)
+        return _may_manage_folder(request, obj)
+
+
+def _may_manage_folder(request: HttpRequest, folder: SharedFolder | None) -> bool:
+    """Superusers, or members holding *share* access to ``folder`` (``may_manage_folder``)."""
+    if _is_superuser(request):
+        return True
+    return folder is not None and _is_staff(request) and rules().may_manage_folder(
+        request.user, folder
+    )
 
 
 @admin.register(SharedFolder)
@@ -468,8 +478,9 @@ class SharedFolderAdmin(ServiceDeletesMixin, admin.ModelAdmin):
     """Shared folders and their members.
 
     Membership hands out access to every record in the folder, which no
-    enforcement policy covers, so only superusers change folders; other staff
-    see the folders they belong to, read-only.
+    enforcement policy covers: superusers create and delete folders, members
+    with *share* access manage one's name and members (as in the API), other
+    staff see the folders they belong to, read-only.
     """
 
     inlines = [FolderMembershipInline]
@@ -505,7 +516,7 @@ class SharedFolderAdmin(ServiceDeletesMixin, admin.ModelAdmin):
         return _is_superuser(request)
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return _is_superuser(request)
+        return _may_manage_folder(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return _is_superuser(request)

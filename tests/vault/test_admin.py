@@ -538,11 +538,11 @@ def test_folder_member_xor_is_refused(client, superuser):
     assert not FolderMembership.objects.exists()
 
 
-def test_folders_are_read_only_for_staff_members(client):
+def test_folders_are_read_only_for_view_members(client):
     user = staff(connections=True)
     folder = SharedFolderFactory()
     other = SharedFolderFactory()
-    services.folder_member_set(folder=folder, user=user, access=AccessLevel.SHARE,
+    services.folder_member_set(folder=folder, user=user, access=AccessLevel.VIEW,
                                acting_user=None)
     client.force_login(user)
     changelist = client.get(FOLDERS)
@@ -550,6 +550,19 @@ def test_folders_are_read_only_for_staff_members(client):
     assert changelist.context["cl"].result_list[0].member_count == 1
     assert client.get(f"{FOLDERS}{other.pk}/change/").status_code == 302
     assert client.post(f"{FOLDERS}{folder.pk}/change/", {"name": "x"}).status_code == 403
+
+
+def test_share_members_manage_their_folder_as_in_the_api(client):
+    user = staff()
+    folder = SharedFolderFactory(name="Production")
+    services.folder_member_set(folder=folder, user=user, access=AccessLevel.SHARE,
+                               acting_user=None)
+    client.force_login(user)
+    page = client.get(f"{FOLDERS}{folder.pk}/change/")
+    assert page.status_code == 200
+    assert page.context["has_change_permission"] is True
+    assert client.get(f"{FOLDERS}add/").status_code == 403
+    assert client.post(f"{FOLDERS}{folder.pk}/delete/", {"post": "yes"}).status_code == 403
 
 
 # ---------------------------------------------------------------------------- audit

@@ -251,6 +251,10 @@ KEEPERPAM_ACCESS_RULES = "policies.selectors"
 # request (the total is unlimited).
 KEEPERPAM_SESSION_IDLE_TIMEOUT = env_int("KEEPERPAM_SESSION_IDLE_TIMEOUT", 3600)
 KEEPERPAM_UPLOAD_CHUNK_MAX_BYTES = env_int("KEEPERPAM_UPLOAD_CHUNK_MAX_BYTES", 64 << 20)
+# A task whose worker died unacknowledged is redelivered after this many seconds (Redis).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("KEEPERPAM_CELERY_VISIBILITY_TIMEOUT", 3600)
+}
 CELERY_BEAT_SCHEDULE = {
     "recordings-reap-idle-sessions": {
         "task": "recordings.tasks.sessions_reap_idle",

@@ -63,6 +63,11 @@ class StreamSealer:
         duration_ms: int = 0,
         max_part_bytes: int = MAX_PLAINTEXT_BYTES,
         max_part_ms: int = MAX_PART_MS,
+        start_seq: int = 0,
+        prev: str = "",
+        start_t: int = 0,
+        screen: bytes | None = None,
+        guac_origin: int | None = None,
     ) -> None:
         if stream not in STREAMS:
             raise ValueError(f"unknown stream {stream!r}")
@@ -72,8 +77,11 @@ class StreamSealer:
             raise ValueError("sealing needs at least one record public key")
         self.recording = recording
         self.stream = stream
-        self.seq = 0
-        self.prev = ""
+        # Resuming (a worker picking up a stream another one started): the next
+        # seq, the digest of the last sealed part and, for terminal streams, the
+        # screen at that point as a keyframe; guac needs its time origin.
+        self.seq = start_seq
+        self.prev = prev
         self.closed = False
         self._keys = tuple(record_public_keys)
         self._signer = signer_key
@@ -83,17 +91,24 @@ class StreamSealer:
         self._buffer = bytearray()
         self._kf = 0
         self._t0: int | None = None
-        self._t1 = 0
+        self._t1 = start_t
         # terminal state
         self._emulator = TerminalEmulator(*terminal_size) if stream == "terminal" else None
-        self._needs_keyframe = False
+        if self._emulator is not None and screen:
+            self._emulator.feed(Record(RecordType.OUTPUT, start_t, screen))
+        self._needs_keyframe = start_seq > 0
+        #: (cols, rows) when the current part's keyframe was made: what a resumed
+        #: sealer's emulator must be created with.
+        self.keyframe_size: tuple[int, int] = (
+            self._emulator.size if self._emulator is not None else terminal_size
+        )
         # guac state
         self._scan = _GuacScanner() if stream == "guac" else None
-        self._guac_origin: int | None = None
+        self._guac_origin: int | None = guac_origin
         self._syncs: list[tuple[int, int]] = []  # (stream offset of sync end, session ms)
         self._base = 0  # stream offset of self._buffer[0]
-        self._last_time = 0
-        self._part_time = 0  # t1 of the previous guac part
+        self._last_time = start_t if stream == "guac" else 0
+        self._part_time = self._last_time  # t1 of the previous guac part
 
     # --- common ------------------------------------------------------------------
 
@@ -158,6 +173,7 @@ class StreamSealer:
     def _start_with_keyframe(self, t: int) -> None:
         if self._emulator is None:
             raise ValueError("keyframes exist only in terminal streams")
+        self.keyframe_size = self._emulator.size
         keyframe = record_encode(Record(RecordType.KEYFRAME, t, self._emulator.keyframe()))
         self._buffer += keyframe
         self._kf = len(keyframe)
@@ -242,6 +258,21 @@ class StreamSealer:
         self._part_time = t1
         return part
 
+    def pending_keyframe(self) -> bytes | None:
+        """The data of the keyframe record that starts the unsealed buffer, if any.
+
+        Right after a part is sealed this is the screen at the part boundary:
+        what a resumed sealer is seeded with (``screen=``).
+        """
+        if not self._kf:
+            return None
+        return bytes(self._buffer[13 : self._kf])
+
+    @property
+    def guac_origin(self) -> int | None:
+        """The first sync timestamp (guac time origin), for resuming."""
+        return self._guac_origin
+
     # --- live sessions and the end ------------------------------------------------------
 
     def flush(self, *, now_ms: int) -> list[bytes]:
@@ -259,6 +290,28 @@ class StreamSealer:
         ):
             return [self._seal_terminal(final=False)]
         return []
+
+    def abandon(self) -> list[bytes]:
+        """Seal whatever is buffered as a last *non-final* part and stop.
+
+        For a recording whose source vanished: no part claims to be the end,
+        so readers report the stream incomplete (FORMAT.md §5.5) yet can play
+        everything that was received.
+        """
+        self._check_open()
+        self.closed = True
+        if not self._buffer:
+            return []
+        if self._emulator is not None:
+            return [self._seal_terminal(final=False)]
+        if self._scan is not None:
+            return [self._seal_guac(len(self._buffer), final=False)]
+        return [self._seal_slice(len(self._buffer), final=False)]
+
+    @property
+    def scan_broken(self) -> bool:
+        """Whether a guac stream stopped parsing as Guacamole instructions."""
+        return self._scan is not None and self._scan.broken
 
     def close(self) -> list[bytes]:
         """Seal the final part and return it (with any part still pending)."""

@@ -28,6 +28,7 @@ from django.urls import reverse
 from policies import services as policy_services
 from policies.choices import Policy
 from policies.models import Role
+from recordings.services import gateway_demo_ensure
 from vault import services as vault_services
 from vault.choices import AccessLevel, Protocol, RecordType
 from vault.models import FolderMembership, PamConfiguration, Record, RecordShare, SharedFolder
@@ -301,6 +302,12 @@ class DemoBuilder:
         records_by_name = {record.name: record for record in self.records}
         for record_name, username, access in DIRECT_SHARES:
             self._share(records_by_name[record_name], self.users[username], access)
+        self._gateway()
+
+    def _gateway(self) -> None:
+        self.gateway, self.gateway_token, writes = gateway_demo_ensure(
+            configurations=list(self.configurations.values()), acting_user=self.admin)
+        self.created += writes
 
     # -- auth
 
@@ -553,6 +560,8 @@ class Command(BaseCommand):
                 }
                 for c in builder.configurations.values()
             ],
+            "gateway": {"id": builder.gateway.pk, "name": builder.gateway.name,
+                        "token": builder.gateway_token},
         }
 
     def print_human(self, builder: DemoBuilder, summary: dict[str, Any]) -> None:
@@ -566,6 +575,8 @@ class Command(BaseCommand):
         write(f"  Vault:          {summary['url']}")
         write(f"  Admin console:  {summary['admin_url']}")
         write(f"  API docs:       {summary['api_docs_url']}")
+        write(f"  Demo gateway:   {summary['gateway']['name']} "
+              f"(credential {summary['gateway']['token']})")
         write("")
         write("  Logins (demo passwords: never use them on a real deployment):")
         for spec in USERS:

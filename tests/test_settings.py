@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Variables that would leak the outer run's configuration (CI runs the suite on PostgreSQL).
 SETTINGS_VARIABLES = (
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
     "DATABASE_URL",
     "DATABASE_TEST_NAME",
     "CELERY_BROKER_URL",

@@ -2,8 +2,8 @@
 
 Subcommands live in modules that each expose ``register(subparsers)``; the
 offline ones (verify, decrypt, keygen, seal) need nothing but local files.
-Online ones (login, records, download, …) can be added as further modules
-in :data:`COMMAND_MODULES` without touching this file's logic.
+The online ones (login, enrol, records, sessions, download, grant, …) in
+:mod:`keeperpam.cli.online` talk to a vault server.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 __all__ = ["COMMAND_MODULES", "EXIT_INCOMPLETE", "EXIT_TAMPERED", "main"]
 
 #: Modules that contribute subcommands, in ``--help`` order.
-COMMAND_MODULES = ("keeperpam.cli.offline",)
+COMMAND_MODULES = ("keeperpam.cli.offline", "keeperpam.cli.online")
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # I/O and other errors that say nothing about the recording
@@ -38,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every registered subcommand."""
     parser = _Parser(
         prog="python -m keeperpam.cli",
-        description="keeperpam client: verify, decrypt and seal KSR1 session recordings.",
+        description=(
+            "keeperpam client: verify, decrypt and seal KSR1 session recordings offline, "
+            "or log in to a vault to list, download and decrypt them locally."
+        ),
         epilog=(
             "exit codes: 0 ok, 1 error, 2 tampered/invalid, 3 incomplete, "
             "4 key cannot open it, 64 usage"

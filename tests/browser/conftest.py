@@ -116,9 +116,14 @@ def static_server() -> Iterator[str]:
         server.server_close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium (Debian's) for the whole session."""
+    """One headless Chromium (Debian's) per test module.
+
+    Playwright's sync API runs an event loop in this thread while it is open;
+    closing it with each module keeps that loop (and the ORM's async-safety
+    waiver below) from leaking into the rest of the suite.
+    """
     from playwright import sync_api
 
     if not Path(CHROMIUM).exists():
@@ -152,3 +157,14 @@ def ksr1_page(browser, static_server):
     yield page
     context.close()
     assert not problems, problems
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _orm_beside_playwright():
+    """Playwright's sync API keeps an event loop running in this thread; the ORM, called
+    from the test body (not from that loop), is safe. Module-scoped, so it is set before
+    the database fixtures, and unset afterwards: subprocesses of other tests (``manage.py
+    check --deploy``) must not inherit it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield

@@ -113,6 +113,24 @@ def test_broker_url_turns_off_eager_mode():
     assert values["broker"] == "redis://127.0.0.1:6379/0"
 
 
+def test_s3_storage_is_configured_through_django_storages(tmp_path):
+    code = (
+        "import django; django.setup()\n"
+        "from django.core.files.storage import default_storage as s\n"
+        "print(type(s._wrapped).__name__ if hasattr(s, '_wrapped') and s._wrapped else '',"
+        " s.bucket_name, s.endpoint_url)"
+    )
+    result = run_python(
+        code,
+        KEEPERPAM_DATA_DIR=str(tmp_path),
+        STORAGE_BACKEND="s3",
+        STORAGE_S3_BUCKET="recordings",
+        STORAGE_S3_ENDPOINT_URL="http://127.0.0.1:9000",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == ["recordings", "http://127.0.0.1:9000"]
+
+
 def test_production_refuses_to_start_without_a_secret_key():
     env = production_env()
     del env["DJANGO_SECRET_KEY"]

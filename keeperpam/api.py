@@ -5,11 +5,15 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, viewsets
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+#: Seconds a client is asked to wait when the database is unreachable (503).
+DATABASE_RETRY_AFTER = 2
 
 
 def _validation_detail(error: DjangoValidationError):
@@ -23,8 +27,15 @@ def exception_handler(exc, context) -> Response | None:
     """DRF's handler, plus model ``ValidationError`` as 400 and a uniform ``detail`` key.
 
     Every error body is JSON: ``{"detail": "...", "errors": {field: [..]}}`` for
-    validation errors, ``{"detail": "..."}`` otherwise.
+    validation errors, ``{"detail": "..."}`` otherwise. A database that is briefly
+    unreachable (restarting, failing over, a dropped connection) answers 503 with
+    ``Retry-After`` rather than 500, so clients retry (tus clients HEAD for the offset).
     """
+    if isinstance(exc, OperationalError | InterfaceError):
+        # Django drops the broken connection when the request ends
+        # (close_old_connections), so the next request reconnects.
+        return Response({"detail": "The vault's database is briefly unavailable; retry shortly."},
+                        status=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(_validation_detail(exc))
     elif isinstance(exc, DjangoPermissionDenied):

@@ -82,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees the views' exceptions first: a database restart answers 503.
+    "keeperpam.middleware.DatabaseUnavailableMiddleware",
 ]
 
 if PRODUCTION:
@@ -115,6 +117,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        # A persistent connection broken by a database restart is replaced at the
+        # start of the next request instead of failing it.
+        conn_health_checks=True,
     )
 }
 if os.environ.get("DATABASE_TEST_NAME"):
@@ -259,5 +264,11 @@ CELERY_BEAT_SCHEDULE = {
     "recordings-reap-idle-sessions": {
         "task": "recordings.tasks.sessions_reap_idle",
         "schedule": env_int("KEEPERPAM_SESSION_REAP_INTERVAL", 60),
+    },
+    # Seals the pending part of terminals gone quiet once it is 10 s old, so live
+    # watchers see output within seconds rather than at the next output or the close.
+    "recordings-flush-quiet-streams": {
+        "task": "recordings.tasks.streams_flush_quiet",
+        "schedule": env_int("KEEPERPAM_STREAM_FLUSH_INTERVAL", 5),
     },
 }

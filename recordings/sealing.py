@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives import serialization
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
 from keeperpam.crypto import keys as crypto_keys
 from keeperpam.crypto.parts import part_digest, part_parse
@@ -209,7 +211,8 @@ def _truncate_typescript(stream: Stream) -> None:
                 handle.truncate(int(state.get(key, 0)))
 
 
-def _terminal_batch(stream: Stream, *, final: bool, incomplete: bool) -> _Batch:
+def _terminal_batch(stream: Stream, *, final: bool, incomplete: bool,
+                    flush_now_ms: int | None = None) -> _Batch:
     state = dict(stream.sealer_state)
     batch = _Batch(state=state)
     _truncate_typescript(stream)
@@ -247,6 +250,18 @@ def _terminal_batch(stream: Stream, *, final: bool, incomplete: bool) -> _Batch:
                 break
     except normalise.InputError as exc:
         raise SealingFailed(str(exc)) from exc
+    if flush_now_ms is not None and not final and exhausted:
+        # A quiet session: seal what is pending once its part is old enough, so
+        # watchers see it within seconds and parts stay under 10 s of session time.
+        flushed = sealer.flush(now_ms=flush_now_ms)
+        if flushed:
+            batch.parts += flushed
+            _append_typescript(stream, pending, state)
+            pending = []
+            screen, size = sealer.resume_screen()
+            batch.state.update(size=list(size), src=last_src,
+                               t=part_parse(flushed[-1]).header.t1)
+            staging.atomic_write(_screen_file(stream, sealer.seq), screen)
     if final and exhausted:
         if incomplete:
             tail = sealer.abandon()
@@ -299,8 +314,14 @@ def _lock(stream_id: int) -> Stream:
             .select_related("recording__record_key", "recording__session").get(pk=stream_id))
 
 
-def stream_advance(*, stream_id: int, final: bool = False, incomplete: bool = False) -> None:
+def stream_advance(*, stream_id: int, final: bool = False, incomplete: bool = False,
+                   flush_now_ms: int | None = None) -> None:
     """Seal what is staged for a stream, batch by batch; with ``final``, finish it.
+
+    With ``flush_now_ms`` (the session time now), a terminal stream's pending
+    part is sealed too if it started 10 s or more before then (see
+    :meth:`StreamSealer.flush`); the final part is still never empty, since
+    :meth:`StreamSealer.close` starts it with a keyframe.
 
     Idempotent: a sealed stream is left alone, and a batch that finds nothing
     new changes nothing.
@@ -315,7 +336,8 @@ def stream_advance(*, stream_id: int, final: bool = False, incomplete: bool = Fa
                 if stream.kind == StreamKind.GUAC:
                     batch = _guac_batch(stream, final=final, incomplete=incomplete)
                 else:
-                    batch = _terminal_batch(stream, final=final, incomplete=incomplete)
+                    batch = _terminal_batch(stream, final=final, incomplete=incomplete,
+                                            flush_now_ms=flush_now_ms)
             except SealingFailed as exc:
                 Stream.objects.filter(pk=stream.pk).update(state=StreamState.FAILED,
                                                            error=str(exc))
@@ -337,6 +359,21 @@ def _discard_sealed(stream: Stream, old_seq: int) -> None:
     if stream.kind == StreamKind.TERMINAL:
         for seq in range(old_seq, stream.next_seq):
             _screen_file(stream, seq).unlink(missing_ok=True)
+
+
+def quiet_streams(now=None) -> list[tuple[int, int]]:
+    """Open terminal streams of open sessions with unsealed input, and their session time now.
+
+    Returns ``(stream id, now_ms)`` pairs for :func:`stream_advance`'s
+    ``flush_now_ms``; session time is measured from the session's start.
+    """
+    now = now or timezone.now()
+    rows = (Stream.objects.filter(kind=StreamKind.TERMINAL, state=StreamState.OPEN,
+                                  recording__session__status=SessionStatus.OPEN,
+                                  uploads__offset__gt=F("uploads__consumed"))
+            .values_list("pk", "recording__session__started_at").distinct())
+    return [(pk, max(0, int((now - started_at).total_seconds() * 1000)))
+            for pk, started_at in rows]
 
 
 # ------------------------------------------------------------------ packaging

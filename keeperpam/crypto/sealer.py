@@ -268,6 +268,19 @@ class StreamSealer:
             return None
         return bytes(self._buffer[13 : self._kf])
 
+    def resume_screen(self) -> tuple[bytes, tuple[int, int]]:
+        """The screen (keyframe data) and terminal size the next part starts from.
+
+        Valid right after a part is sealed (by :meth:`add_record` or :meth:`flush`):
+        a sealer resumed at that boundary is created with these (``screen=``,
+        ``terminal_size=``).
+        """
+        if self._emulator is None:
+            raise ValueError("only terminal streams have a screen")
+        if self._kf:
+            return bytes(self._buffer[13 : self._kf]), self.keyframe_size
+        return self._emulator.keyframe(), self._emulator.size
+
     @property
     def guac_origin(self) -> int | None:
         """The first sync timestamp (guac time origin), for resuming."""

@@ -148,3 +148,21 @@ def test_sealed_stream_cut_short_is_incomplete(keyset) -> None:
     with pytest.raises(errors.IncompleteStream):
         parts.stream_verify(sealed, signers=keyset.signers, recording=RECORDING,
                             stream="terminal")
+
+
+def test_a_sealer_resumed_after_a_flush_continues_the_same_stream(keyset) -> None:
+    first = [terminal.resize_record(0, 100, 30), *terminal_records(5)]
+    later = list(terminal_records(8))[5:]
+    later = [Record(r.type, r.t + 30_000, r.data) for r in later]
+    sealer = make_sealer(keyset, "terminal")
+    head = [p for r in first for p in sealer.add_record(r)] + sealer.flush(now_ms=20_000)
+    assert len(head) == 1
+    screen, size = sealer.resume_screen()
+    assert size == (100, 30)
+    resumed = make_sealer(keyset, "terminal", start_seq=sealer.seq, prev=sealer.prev,
+                          start_t=parts.part_parse(head[-1]).header.t1, screen=screen,
+                          terminal_size=size)
+    went_on = [p for r in later for p in sealer.add_record(r)] + sealer.close()
+    picked_up = [p for r in later for p in resumed.add_record(r)] + resumed.close()
+    assert [p.plaintext for p in open_stream(keyset, head + went_on, "terminal")] == [
+        p.plaintext for p in open_stream(keyset, head + picked_up, "terminal")]

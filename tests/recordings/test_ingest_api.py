@@ -306,3 +306,45 @@ def test_canary_is_nowhere_but_in_sealed_form(api_client, ingest, data_dirs, cap
         stream_parts(terminal), record_private_key=record_private_key(ingest, terminal.recording),
         signers=signers(), recording=str(terminal.recording_id), stream="terminal"))
     assert canary in plaintext
+
+
+def test_an_unreachable_database_answers_503_and_loses_nothing(api_client, ingest, monkeypatch):
+    from django.db import OperationalError
+
+    from recordings.authentication import GatewayAuthentication
+
+    client = gw(api_client, ingest.token)
+    session_id = open_session(client, ingest.record).json()["id"]
+    data = (FIXTURES / "guacd-ssh-short.guac").read_bytes()
+    url = create(client, session_id, "guac")["Location"]
+    assert patch(client, url, 0, data[:1000]).status_code == 204
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    # The database is gone before the gateway is even authenticated ...
+    with monkeypatch.context() as patched:
+        patched.setattr(GatewayAuthentication, "authenticate", unreachable)
+        for response in (client.head(url, **TUS), patch(client, url, 1000, data[1000:2000]),
+                         client.post(f"/api/v1/gateway/sessions/{session_id}/close/", {},
+                                     format="json")):
+            assert response.status_code == 503, response.content
+            assert response["Retry-After"] == "2"
+    # ... or goes away while the offset is committed: the chunk is staged, the offset not moved.
+    with monkeypatch.context() as patched:
+        patched.setattr(Upload, "save", unreachable)
+        response = patch(client, url, 1000, data[1000:2000])
+        assert response.status_code == 503
+        assert response["Retry-After"]
+    assert client.head(url, **TUS)["Upload-Offset"] == "1000"
+    # Back again: the client resumes at the offset it is told and nothing is lost.
+    assert patch(client, url, 1000, data[1000:]).status_code == 204
+    assert client.post(f"/api/v1/gateway/sessions/{session_id}/close/", {},
+                       format="json").status_code == 200
+    session = Session.objects.get(pk=session_id)
+    assert session.status == SessionStatus.SEALED, session.error
+    stream = session.recording.streams.get(kind="guac")
+    bodies = [part.body for part in stream_open(
+        stream_parts(stream), record_private_key=record_private_key(ingest, session.recording),
+        signers=signers(), recording=str(session.recording.pk), stream="guac")]
+    assert b"".join(bodies) == data

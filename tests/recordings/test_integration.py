@@ -14,13 +14,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 import requests
-from django.db import connection
+from django.db import connection, connections
 from tusclient import client as tus_client
 
 from keeperpam.celery import app as celery_app
@@ -28,6 +29,7 @@ from keeperpam.crypto.parts import stream_verify
 from keeperpam.crypto.terminal import records_decode, records_from_typescript
 from recordings.choices import SessionStatus
 from recordings.models import Part, Session
+from recordings.tasks import stream_seal_pending
 
 from .conftest import FIXTURES, open_stream, signers, stream_parts
 from .test_sealing import synthetic_typescript
@@ -272,3 +274,149 @@ def test_broker_restarted_during_an_upload_resumes_and_completes(
                                                        io.StringIO(tm.decode())))
     finally:
         worker.stop()
+
+
+# ------------------------------------------------------------------ PostgreSQL restart
+
+
+class LocalPostgres:
+    """This machine's PostgreSQL cluster serving the test database, driven by pg_ctlcluster."""
+
+    LOCAL_HOSTS = ("", "127.0.0.1", "localhost", "::1")
+
+    def __init__(self, version: str, name: str, port: int) -> None:
+        self.version, self.name, self.port = version, name, port
+
+    @classmethod
+    def find(cls) -> LocalPostgres | str:
+        """The cluster, or why the test cannot restart it (the skip reason)."""
+        settings = connection.settings_dict
+        if connection.vendor != "postgresql":
+            return ("restarts PostgreSQL: set DATABASE_URL to a PostgreSQL cluster on this "
+                    "machine (.ci/run does)")
+        if settings["HOST"] not in cls.LOCAL_HOSTS:
+            return f"restarts PostgreSQL, but the database is on {settings['HOST']}"
+        if not shutil.which("pg_ctlcluster") or not shutil.which("pg_isready"):
+            return "restarts PostgreSQL with pg_ctlcluster, which is not installed"
+        port = int(settings["PORT"] or 5432)
+        listing = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True,
+                                 text=True, check=False).stdout
+        for line in listing.splitlines():
+            fields = line.split()
+            if len(fields) >= 5 and fields[2] == str(port) and fields[3].startswith("online"):
+                if os.geteuid() != 0 and fields[4] != os.environ.get("USER"):
+                    return f"restarting the cluster needs root or the {fields[4]} user"
+                return cls(fields[0], fields[1], port)
+        return f"no online pg_ctlcluster cluster listens on port {port}"
+
+    def _ctl(self, action: str) -> None:
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", self.version, self.name,
+                        action], check=True, capture_output=True, timeout=120)
+
+    def ready(self) -> bool:
+        return subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+                              check=False).returncode == 0
+
+    def stop(self) -> None:
+        self._ctl("stop")  # fast mode: every connection (ours, the worker's) is cut
+
+    def start(self) -> None:
+        if not self.ready():
+            self._ctl("start")
+        wait_for(self.ready, timeout=60, what="PostgreSQL to accept connections")
+
+
+@pytest.fixture
+def local_postgres():
+    found = LocalPostgres.find()
+    if isinstance(found, str):
+        pytest.skip(found)
+    yield found
+    # Whatever happened in the test, leave the cluster running for the rest of the suite.
+    found.start()
+    connections.close_all()
+
+
+def _tus_headers(token) -> dict:
+    return {**_headers(token), "Tus-Resumable": "1.0.0"}
+
+
+def test_database_restarted_during_an_upload_resumes_and_completes(
+        live_server, ingest, worker, local_postgres):
+    base = live_server.url
+    guac = (FIXTURES / "guacd-ssh-short.guac").read_bytes()
+    ts, tm = synthetic_typescript(60, seed=7)
+    session_id = _open(base, ingest)
+    _upload(base, ingest, session_id, "timing", tm, 1 << 20)
+    client = tus_client.TusClient(f"{base}/api/v1/gateway/uploads/",
+                                  headers=_headers(ingest.token))
+    # tuspy as a gateway runs it: on a failed request it waits, HEADs for the offset and
+    # resends from there.
+    uploaders = {
+        fmt: client.uploader(file_stream=io.BytesIO(data), chunk_size=len(data) // 5 + 1,
+                             metadata={"session": session_id, "format": fmt},
+                             retries=90, retry_delay=1)
+        for fmt, data in (("guac", guac), ("typescript", ts))
+    }
+    for uploader in uploaders.values():
+        uploader.upload_chunk()
+        uploader.upload_chunk()
+    wait_for(lambda: Part.objects.filter(stream__recording__session_id=session_id).exists(),
+             what="the worker to seal the first parts")
+    typescript = uploaders["typescript"]
+    accepted = typescript.offset
+
+    connections.close_all()  # ours would only break: the test reconnects afterwards
+    local_postgres.stop()
+    restarter = threading.Timer(5, local_postgres.start)
+    try:
+        # While the database is down, gateway requests get a clear 503 with Retry-After.
+        head = requests.head(typescript.url, headers=_tus_headers(ingest.token), timeout=30)
+        assert head.status_code == 503, head.headers
+        assert head.headers.get("Retry-After")
+        patch = requests.patch(
+            typescript.url, data=ts[accepted:accepted + 1000], timeout=30,
+            headers={**_tus_headers(ingest.token), "Upload-Offset": str(accepted),
+                     "Content-Type": "application/offset+octet-stream"})
+        assert patch.status_code == 503, patch.text
+        assert patch.headers.get("Retry-After")
+        assert "unavailable" in patch.json()["detail"]
+        # A sealing task that meets the dead database is retried with backoff, not lost.
+        upload_id = typescript.url.rstrip("/").rsplit("/", 1)[-1]
+        stream_seal_pending.delay(upload_id)
+        wait_for(lambda: b"retry: Retry in" in worker.log.read_bytes(), timeout=30,
+                 what="the worker to retry a task that met the dead database")
+        # The database comes back a few seconds later; meanwhile tuspy keeps retrying.
+        restarter.start()
+        typescript.upload()
+    finally:
+        restarter.join()
+        local_postgres.start()
+    connections.close_all()  # the test's own connection died with the server
+
+    uploaders["guac"].upload()
+    for _ in range(30):
+        response = requests.post(f"{base}/api/v1/gateway/sessions/{session_id}/close/",
+                                 headers=_headers(ingest.token), json={}, timeout=30)
+        if response.status_code != 503:
+            break
+        time.sleep(1)
+    assert response.status_code == 200, response.text
+    wait_for(lambda: _status(session_id) not in (SessionStatus.OPEN, SessionStatus.CLOSING),
+             timeout=240, what="the session to be sealed after the database restart")
+    session = Session.objects.get(pk=session_id)
+    assert session.status == SessionStatus.SEALED, session.error
+    uploads = {u.format: u for u in session.uploads.all()}
+    assert uploads["typescript"].offset == len(ts)
+    assert uploads["guac"].offset == len(guac)
+    streams = {s.kind: s for s in session.recording.streams.all()}
+    for kind in ("guac", "terminal", "typescript-zip"):
+        stream = streams[kind]
+        seqs = list(stream.parts.values_list("seq", flat=True))
+        assert seqs == list(range(len(seqs))), (kind, seqs)  # none lost, none twice
+        stream_verify(stream_parts(stream), signers=signers(),
+                      recording=str(session.recording.pk), stream=kind)
+    assert b"".join(p.body for p in open_stream(ingest, streams["guac"])) == guac
+    records = [r for p in open_stream(ingest, streams["terminal"]) for r in
+               records_decode(p.body)]
+    assert records == list(records_from_typescript(io.BytesIO(ts), io.StringIO(tm.decode())))

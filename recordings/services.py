@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import tempfile
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -458,6 +459,57 @@ def upload_terminate(*, upload_id, gateway: Gateway) -> None:
 
     shutil.rmtree(staging.upload_dir(upload), ignore_errors=True)
     upload.delete()
+
+
+# ------------------------------------------------------------------ importing files
+
+
+#: Bytes :func:`session_import` sends per append, like one gateway PATCH.
+IMPORT_CHUNK = 8 << 20
+
+
+def session_import(*, gateway: Gateway, record, files: Mapping[str, Path | str],
+                   launched_by: str, started_at=None, ended_at=None,
+                   client_address: str | None = None) -> Session:
+    """Record existing files as one session of ``record``, exactly as ``gateway`` would.
+
+    ``files`` maps upload formats (``guac``, ``typescript`` + ``timing``,
+    ``asciicast``) to paths. The session is opened, each file is uploaded in
+    :data:`IMPORT_CHUNK` appends and the session is closed, all through the
+    services a gateway's requests use, so the sealer treats the result like a
+    live session (sealed at once with eager Celery, else by a worker).
+    Raises :class:`IngestError` for unusable input, or when the session was
+    opened but records nothing (it is kept, with its status and reason, as
+    for a gateway). Returns the session as it is after the close.
+    """
+    paths = {fmt: Path(path) for fmt, path in files.items()}
+    if not paths:
+        raise IngestError("Give at least one file: guac, typescript and timing, or asciicast.")
+    unknown = sorted(set(paths) - set(UploadFormat.values))
+    if unknown:
+        raise IngestError(f"Unknown format(s) {', '.join(unknown)}; use "
+                          f"{', '.join(UploadFormat.values)}.")
+    if (UploadFormat.TYPESCRIPT in paths) != (UploadFormat.TIMING in paths):
+        raise IngestError("A typescript and its timing file go together.")
+    for path in paths.values():
+        if not path.is_file():
+            raise IngestError(f"{path} is not a file.")
+    session = session_open(gateway=gateway, record=record, protocol=record.protocol,
+                           launched_by=launched_by, started_at=started_at,
+                           client_address=client_address)
+    if session.status != SessionStatus.OPEN:
+        raise IngestError(f"Nothing to record: session {session.pk} is "
+                          f"{session.get_status_display().lower()}. {session.error}".strip())
+    for fmt, path in paths.items():
+        upload = upload_create(gateway=gateway, session_id=str(session.pk), format=fmt,
+                               length=path.stat().st_size)
+        with open(path, "rb") as source:
+            while upload.offset < upload.length:
+                upload = upload_append(upload_id=upload.pk, gateway=gateway,
+                                       offset=upload.offset, body=source,
+                                       body_limit=IMPORT_CHUNK)
+    session_close(session=session, ended_at=ended_at)
+    return Session.objects.get(pk=session.pk)
 
 
 # ------------------------------------------------------------------ demo

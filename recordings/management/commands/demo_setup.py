@@ -6,15 +6,19 @@ in the admin console. Each run converges on the same facts: objects that exist
 and match are left alone (no new rows, no new audit events), objects that
 drifted are put back through the services, and the same logins are reported.
 
-The command lives in ``policies`` because it writes roles, and ``vault`` must
-not import ``policies`` (vault ← policies ← recordings).
+The command lives in ``recordings`` because it writes roles and gateways and
+imports sessions, and ``vault`` must not import ``policies`` nor ``recordings``
+(vault ← policies ← recordings).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
@@ -24,14 +28,27 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
+from keeperpam.celery import app as celery_app
+from keeperpam.crypto import keys as crypto_keys
 from policies import services as policy_services
 from policies.choices import Policy
 from policies.models import Role
-from recordings.services import gateway_demo_ensure
+from recordings.choices import SessionStatus
+from recordings.models import Session, Stream
+from recordings.services import IngestError, gateway_demo_ensure, session_import
+from vault import key_services
 from vault import services as vault_services
 from vault.choices import AccessLevel, Protocol, RecordType
-from vault.models import FolderMembership, PamConfiguration, Record, RecordShare, SharedFolder
+from vault.models import (
+    FolderMembership,
+    PamConfiguration,
+    Record,
+    RecordShare,
+    SharedFolder,
+    UserKey,
+)
 from vault.protocols import DEFAULT_PORTS, supports_text_recording
 
 DEFAULT_URL = "http://127.0.0.1:8000/"
@@ -224,7 +241,9 @@ RECORDS: tuple[DemoRecord, ...] = (
                notes="Order management, MySQL 8."),
     DemoRecord("billing-db (PostgreSQL)", RecordType.DATABASE, Protocol.POSTGRESQL,
                PRODUCTION_DC, PRODUCTION_FOLDER, host="pg-billing-01.corp.example.com",
-               notes="Invoices and payments, PostgreSQL 16."),
+               notes="Invoices and payments, PostgreSQL 16. Recorded as text only: "
+                     "queries matter, pixels do not.",
+               graphical_recording=False),
     DemoRecord("crm-db (SQL Server)", RecordType.DATABASE, Protocol.SQL_SERVER,
                PRODUCTION_DC, PRODUCTION_FOLDER, host="mssql-crm-01.corp.example.com",
                notes="CRM back end, SQL Server 2019."),
@@ -260,6 +279,57 @@ DIRECT_SHARES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# ------------------------------------------------------------ recorded sessions
+# Record keys are wrapped only to users who enrolled a key, and sealing fails
+# closed when there is nobody (record_key_for_sealing). So that a fresh demo has
+# recordings to play, the command enrols the auditor the way a browser would:
+# it makes the key pair here, protects it under a published DEMO passphrase and
+# stores it through the same service as a client upload. Real users enrol in
+# their browser and the server never sees their passphrase.
+
+#: Public, like the demo passwords: the README and the command print it.
+DEMO_VAULT_PASSPHRASE = "demo vault passphrase"  # noqa: S105 - documented demo passphrase
+DEMO_VAULT_USER = "auditor"
+
+#: Copies of the project's shared fixtures (real guacd and util-linux script
+#: recordings), shipped with the app so the command needs neither tests/ nor ../shared.
+DEMO_FIXTURES = Path(__file__).resolve().parents[2] / "demo_fixtures"
+
+
+@dataclass(frozen=True)
+class DemoSession:
+    """A recorded session imported from fixture files through the ingest services.
+
+    The demo gateway, the record, ``launched_by`` and ``client_address`` are what
+    identify it on later runs (its start time is relative to the first run).
+    """
+
+    record: str
+    launched_by: str
+    client_address: str
+    started_ago: timedelta
+    #: The length of the fixture recording, so the listed duration is believable.
+    duration: timedelta
+    files: tuple[tuple[str, str], ...]  # (upload format, fixture file name)
+
+
+DEMO_SESSIONS: tuple[DemoSession, ...] = (
+    DemoSession("web-prod-01 (Linux web server)", "engineer", "10.8.12.41",
+                timedelta(hours=3, minutes=12), timedelta(seconds=10),
+                (("guac", "guacd-ssh-short.guac"),
+                 ("typescript", "guacd-ssh-short.typescript"),
+                 ("timing", "guacd-ssh-short.typescript.timing"))),
+    DemoSession("billing-db (PostgreSQL)", "engineer", "10.8.12.41",
+                timedelta(days=1, hours=5, minutes=47), timedelta(seconds=1),
+                (("typescript", "util-linux-classic.tys"),
+                 ("timing", "util-linux-classic.tm"))),
+    # A vendor with no vault account, through the graphical-only Partner DMZ.
+    DemoSession("vendor-bastion (partner SSH bastion)", "vendor.jdoe", "203.0.113.50",
+                timedelta(days=2, hours=2, minutes=5), timedelta(seconds=10),
+                (("guac", "guacd-ssh-short.guac"),)),
+)
+
+
 # --------------------------------------------------------------------- convergence
 
 
@@ -275,6 +345,9 @@ class DemoBuilder:
         self.configurations: dict[str, PamConfiguration] = {}
         self.folders: dict[str, SharedFolder] = {}
         self.records: list[Record] = []
+        self.sessions: list[Session] = []
+        #: Sessions queued for a Celery worker (a broker is configured): not sealed yet.
+        self.queued = 0
 
     @property
     def admin(self):
@@ -303,6 +376,64 @@ class DemoBuilder:
         for record_name, username, access in DIRECT_SHARES:
             self._share(records_by_name[record_name], self.users[username], access)
         self._gateway()
+        self._vault_key(self.users[DEMO_VAULT_USER])
+
+    def import_sessions(self) -> None:
+        """Import the demo sessions not imported yet, each as a gateway would upload it.
+
+        Runs after :meth:`build` has committed, outside any transaction, like a
+        gateway's requests: every upload commits on its own and the sealer
+        task it enqueues runs (eagerly, or in a worker) after that commit.
+        """
+        records_by_name = {record.name: record for record in self.records}
+        for spec in DEMO_SESSIONS:
+            record = records_by_name[spec.record]
+            session = self._demo_session(record, spec)
+            if session is None:
+                started = timezone.now() - spec.started_ago
+                try:
+                    session = session_import(
+                        gateway=self.gateway, record=record, launched_by=spec.launched_by,
+                        client_address=spec.client_address, started_at=started,
+                        ended_at=started + spec.duration,
+                        files={fmt: DEMO_FIXTURES / name for fmt, name in spec.files},
+                    )
+                except IngestError as exc:
+                    raise CommandError(f"Could not import the demo session of {record}: {exc}"
+                                       ) from exc
+                self.created += 1
+                self.queued += session.status in (SessionStatus.OPEN, SessionStatus.CLOSING)
+            self.sessions.append(session)
+
+    def _demo_session(self, record: Record, spec: DemoSession) -> Session | None:
+        """The session an earlier run imported for ``spec``, if any (failed ones are retried)."""
+        return (
+            Session.objects.filter(gateway=self.gateway, record=record,
+                                   launched_by=spec.launched_by,
+                                   client_address=spec.client_address)
+            .exclude(status__in=[SessionStatus.FAILED, SessionStatus.NOT_RECORDED])
+            .order_by("created_at")
+            .first()
+        )
+
+    def _vault_key(self, user) -> None:
+        """Enrol ``user``'s key under the demo passphrase, unless they already have one.
+
+        An existing key is never replaced, even one enrolled with another
+        passphrase: record key shares are wrapped to it.
+        """
+        if UserKey.objects.filter(user=user).exists():
+            return
+        private_key = crypto_keys.record_key_generate()  # a P-256 pair, as a user key
+        protected = crypto_keys.user_key_protect(
+            private_key, passphrase=DEMO_VAULT_PASSPHRASE, user_id=str(user.pk),
+            iterations=crypto_keys.DEFAULT_PBKDF2_ITERATIONS,
+        )
+        public_key = crypto_keys.b64u_encode(crypto_keys.public_key_der(private_key.public_key()))
+        del private_key  # only the protected form leaves this method
+        key_services.user_key_set(user=user, public_key=public_key,
+                                  protected_private_key=protected)
+        self.created += 1
 
     def _gateway(self) -> None:
         self.gateway, self.gateway_token, writes = gateway_demo_ensure(
@@ -462,6 +593,13 @@ class DemoBuilder:
         )
 
 
+def _streams(session: Session) -> dict[str, str]:
+    """Each stream of the session's recording with its state (none if nothing is recorded)."""
+    return dict(
+        sorted(Stream.objects.filter(recording__session=session).values_list("kind", "state"))
+    )
+
+
 def _differences(instance, wanted: dict[str, Any]) -> dict[str, Any]:
     """The entries of ``wanted`` that ``instance`` does not already have (FKs by pk)."""
     diff: dict[str, Any] = {}
@@ -507,11 +645,18 @@ class Command(BaseCommand):
         builder = DemoBuilder()
         with transaction.atomic():
             builder.build()
+        builder.import_sessions()
         summary = self.summary(builder, options["url"])
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=2))
         else:
             self.print_human(builder, summary)
+        if builder.queued and not celery_app.conf.task_always_eager:
+            # stderr, so that --json output stays one JSON object.
+            note = (f"Note: {builder.queued} demo session(s) were queued for sealing "
+                    "(CELERY_BROKER_URL is set): a Celery worker must run (`make worker`) "
+                    "before they can be played.")
+            (sys.stderr if options["json"] else self.stdout).write(note + "\n")
 
     @staticmethod
     def summary(builder: DemoBuilder, url: str) -> dict[str, Any]:
@@ -527,6 +672,8 @@ class Command(BaseCommand):
                     "password": spec.password,
                     "id": builder.users[spec.username].pk,
                     "demonstrates": spec.demonstrates,
+                    **({"vault_passphrase": DEMO_VAULT_PASSPHRASE}
+                       if spec.username == DEMO_VAULT_USER else {}),
                 }
                 for spec in USERS
             },
@@ -562,6 +709,16 @@ class Command(BaseCommand):
             ],
             "gateway": {"id": builder.gateway.pk, "name": builder.gateway.name,
                         "token": builder.gateway_token},
+            "sessions": [
+                {
+                    "id": str(session.pk),
+                    "record": session.record_id,
+                    "launched_by": session.launched_by,
+                    "status": session.status,
+                    "streams": _streams(session),
+                }
+                for session in builder.sessions
+            ],
         }
 
     def print_human(self, builder: DemoBuilder, summary: dict[str, Any]) -> None:
@@ -584,6 +741,14 @@ class Command(BaseCommand):
             for line in textwrap.wrap(spec.demonstrates, width=84):
                 write(f"        {line}")
         write("")
+        write(f"  Vault passphrase of {DEMO_VAULT_USER}: {DEMO_VAULT_PASSPHRASE!r} (public too)")
+        for line in textwrap.wrap(
+            f"The demo pre-enrols the {DEMO_VAULT_USER}'s key so recordings exist (record keys "
+            "are wrapped only to enrolled users); unlock it with this passphrase to play "
+            "them. Real users enrol in their browser and the server never sees their "
+            "passphrase.", width=84):
+            write(f"        {line}")
+        write("")
         write(f"  Records ({len(builder.records)}):")
         for record in builder.records:
             effective = record.effective_recording()
@@ -595,3 +760,9 @@ class Command(BaseCommand):
                 f"    {record.get_record_type_display():<20} {protocol:<11}"
                 f" {record.name}  [{where}; records {' + '.join(recorded) or 'nothing'}]"
             )
+        write("")
+        write(f"  Recorded sessions ({len(builder.sessions)}, gateway {builder.gateway.name}):")
+        for session in builder.sessions:
+            streams = ", ".join(f"{kind} {state}" for kind, state in _streams(session).items())
+            write(f"    {session.started_at:%Y-%m-%d %H:%M} {session.launched_by:<12}"
+                  f" {session.record.name}  [{session.get_status_display().lower()}; {streams}]")

@@ -16,10 +16,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 
 from recordings import services
-from recordings.models import Gateway, Session
+from recordings.models import Gateway
 from vault.models import Record
-
-CHUNK = 8 << 20
 
 
 class Command(BaseCommand):
@@ -38,13 +36,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         files = {fmt: options[fmt] for fmt in ("guac", "typescript", "timing", "asciicast")
                  if options[fmt]}
-        if not files:
-            raise CommandError("Give at least one of --guac, --typescript/--timing, --asciicast.")
-        if ("typescript" in files) != ("timing" in files):
-            raise CommandError("--typescript and --timing go together.")
-        for path in files.values():
-            if not path.is_file():
-                raise CommandError(f"{path} is not a file.")
         gateway = Gateway.objects.filter(name=options["gateway"]).first()
         record = Record.objects.select_related("configuration").filter(
             pk=options["record"]).first()
@@ -52,26 +43,11 @@ class Command(BaseCommand):
             raise CommandError("Unknown gateway or record.")
         started = parse_datetime(options["started_at"]) if options["started_at"] else None
         try:
-            session = services.session_open(gateway=gateway, record=record,
-                                             protocol=record.protocol,
-                                             launched_by=options["launched_by"],
-                                             started_at=started)
-            if session.status != "open":
-                raise CommandError(f"Nothing to record: session is {session.status} "
-                                   f"{session.error}".strip())
-            for fmt, path in files.items():
-                upload = services.upload_create(gateway=gateway, session_id=str(session.pk),
-                                                format=fmt, length=path.stat().st_size)
-                with open(path, "rb") as source:
-                    offset = 0
-                    while offset < upload.length:
-                        upload = services.upload_append(upload_id=upload.pk, gateway=gateway,
-                                                        offset=offset, body=source,
-                                                        body_limit=CHUNK)
-                        offset = upload.offset
-                self.stdout.write(f"  {fmt}: {path} ({offset} bytes)")
-            services.session_close(session=session)
+            session = services.session_import(gateway=gateway, record=record, files=files,
+                                              launched_by=options["launched_by"],
+                                              started_at=started)
         except services.IngestError as exc:
             raise CommandError(str(exc)) from exc
-        session = Session.objects.get(pk=session.pk)
+        for fmt, path in files.items():
+            self.stdout.write(f"  {fmt}: {path} ({path.stat().st_size} bytes)")
         self.stdout.write(self.style.SUCCESS(f"Session {session.pk}: {session.status}"))

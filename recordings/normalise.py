@@ -19,7 +19,13 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from keeperpam.crypto.terminal import MAX_CHUNK_BYTES, Record, RecordType, resize_record
+from keeperpam.crypto.terminal import (
+    MAX_CHUNK_BYTES,
+    Record,
+    RecordType,
+    asciicast_header_parse,
+    resize_record,
+)
 
 from . import staging
 
@@ -199,20 +205,12 @@ def asciicast_records(upload, state: State, *, final: bool) -> Iterator[tuple[Re
                 return
             header_line = reader.rest()
         try:
-            header = json.loads(header_line)
+            version, size = asciicast_header_parse(header_line)
         except ValueError as exc:
-            raise InputError("asciicast header is not JSON") from exc
-        version = header.get("version") if isinstance(header, dict) else None
-        if version == 2:
-            cols, rows = header.get("width"), header.get("height")
-        elif version == 3:
-            term = header.get("term") or {}
-            cols, rows = term.get("cols"), term.get("rows")
-        else:
-            raise InputError(f"unsupported asciicast version {version!r}")
+            raise InputError(str(exc)) from exc
         state.update(v=version, pos=reader.position, clock=0.0, last=0, n=1)
-        if isinstance(cols, int) and isinstance(rows, int):
-            yield resize_record(0, cols, rows), dict(state)
+        if size is not None:
+            yield resize_record(0, *size), dict(state)
     while True:
         line_start = reader.position
         raw = reader.readline(MAX_LINE)

@@ -39,7 +39,6 @@ from keeperpam.crypto.parts import (
     NONCE_BYTES,
     SIGNATURE_BYTES,
     STREAMS,
-    OpenedPart,
     PartHeader,
     _header_length,
     _header_parse,
@@ -199,21 +198,6 @@ def _verify(args: argparse.Namespace) -> int:
 # --- decrypt ----------------------------------------------------------------------------------
 
 
-def _bodies(opened: Iterable[OpenedPart]) -> Iterator[bytes]:
-    # Keyframes let a player start mid-stream; reading from seq 0 they are
-    # redundant, so continuous output drops them.
-    for part in opened:
-        yield part.body
-
-
-def _records(opened: Iterable[OpenedPart]) -> Iterator[terminal.Record]:
-    last_t = 0
-    for body in _bodies(opened):
-        for record in terminal.records_decode(body, after=last_t):
-            last_t = record.t
-            yield record
-
-
 @contextlib.contextmanager
 def _output(path: str | None, mode: str) -> Iterator[BinaryIO | TextIO]:
     if path is None or path == "-":
@@ -234,18 +218,19 @@ def _decrypt(args: argparse.Namespace) -> int:
         raise CommandError(f"error: --format {args.format} needs a terminal stream, not {stream}")
     if args.format == "raw":
         with _output(args.output, "wb") as out:
-            for body in _bodies(opened):
-                out.write(body)  # type: ignore[arg-type]
+            # Reading from seq 0, keyframes repeat what came before: write the bodies.
+            for part in opened:
+                out.write(part.body)  # type: ignore[arg-type]
     elif args.format == "asciicast":
         with _output(args.output, "w") as out:
-            terminal.records_to_asciicast(_records(opened), out)  # type: ignore[arg-type]
+            terminal.records_to_asciicast(terminal.stream_records(opened), out)  # type: ignore[arg-type]
     else:
         if not args.output or args.output == "-":
             raise CommandError("error: --format typescript needs -o OUT (writes OUT.tys, OUT.tm)")
         base = args.output.removesuffix(".tys")
         with open(f"{base}.tys", "wb") as tys, open(f"{base}.tm", "w") as tm:
             terminal.records_to_typescript(
-                _records(opened), tys, tm,
+                terminal.stream_records(opened), tys, tm,
                 header_line=f"Script started [keeperpam recording {recording}]",
             )
     return EXIT_OK

@@ -23,7 +23,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -387,20 +387,6 @@ def _output(path: str, mode: str, *, force: bool) -> Iterator[BinaryIO | TextIO]
         yield handle
 
 
-def _bodies(opened: Iterable[OpenedPart]) -> Iterator[bytes]:
-    # Reading from seq 0, keyframes repeat what came before: continuous output drops them.
-    for part in opened:
-        yield part.body
-
-
-def _terminal_records(opened: Iterable[OpenedPart]) -> Iterator[terminal.Record]:
-    last_t = 0
-    for body in _bodies(opened):
-        for record in terminal.records_decode(body, after=last_t):
-            last_t = record.t
-            yield record
-
-
 def _download(args: argparse.Namespace) -> int:
     settings, api = _logged_in()
     session_id = str(args.session)
@@ -464,13 +450,14 @@ def _write(fmt: str, opened: Iterator[OpenedPart], output: str, session: dict, *
     """Write the decrypted stream in ``fmt``; return what was written (for the message)."""
     if fmt in ("zip", "guac"):
         with _output(output, "wb", force=force) as out:
-            for body in _bodies(opened):
-                out.write(body)  # type: ignore[arg-type]
+            # Reading from seq 0, keyframes repeat what came before: write the bodies.
+            for part in opened:
+                out.write(part.body)  # type: ignore[arg-type]
         return output
     if fmt == "asciicast":
         started = datetime.fromisoformat(session["started_at"].replace("Z", "+00:00"))
         with _output(output, "w", force=force) as out:
-            terminal.records_to_asciicast(_terminal_records(opened), out,  # type: ignore[arg-type]
+            terminal.records_to_asciicast(terminal.stream_records(opened), out,  # type: ignore[arg-type]
                                           timestamp=int(started.timestamp()))
         return output
     if output == "-":
@@ -480,7 +467,7 @@ def _write(fmt: str, opened: Iterator[OpenedPart], output: str, session: dict, *
     with _output(f"{base}.tys", "wb", force=force) as tys, \
             _output(f"{base}.tm", "w", force=force) as tm:
         terminal.records_to_typescript(
-            _terminal_records(opened), tys, tm,  # type: ignore[arg-type]
+            terminal.stream_records(opened), tys, tm,  # type: ignore[arg-type]
             header_line=f"Script started [keeperpam session {session['id']}]")
     return f"{base}.tys and {base}.tm (replay: scriptreplay --timing {base}.tm {base}.tys)"
 

@@ -200,6 +200,19 @@ def records_from_typescript(
         # H (header) and other signals carry nothing a player needs.
 
 
+def stream_records(opened: Iterable) -> Iterator[Record]:
+    r"""The records of a terminal stream opened from seq 0 (``OpenedPart``\ s, in order).
+
+    Each part's keyframe repeats what the parts before it drew, so reading
+    continuously skips them (``part.body`` is the plaintext after the keyframe).
+    """
+    last_t = 0
+    for part in opened:
+        for record in records_decode(part.body, after=last_t):
+            last_t = record.t
+            yield record
+
+
 # --- asciicast → records ---------------------------------------------------------------
 
 _ASCIICAST_TYPES = {
@@ -210,14 +223,13 @@ _ASCIICAST_TYPES = {
 }
 
 
-def records_from_asciicast(source: TextIO) -> Iterator[Record]:
-    """Convert an asciicast v2 (or v3) recording to records.
+def asciicast_header_parse(line: str | bytes) -> tuple[int, tuple[int, int] | None]:
+    """The version (2 or 3) and terminal size, if given, of an asciicast header line.
 
-    The header's size becomes a RESIZE record at t=0; ``o``/``i``/``r``/``m``
-    events map to OUTPUT/INPUT/RESIZE/MARKER; other event codes are skipped.
+    Raises ValueError for a header that is not JSON or of another version.
     """
     try:
-        header = json.loads(source.readline())
+        header = json.loads(line)
     except ValueError as exc:
         raise ValueError("asciicast header is not JSON") from exc
     version = header.get("version") if isinstance(header, dict) else None
@@ -228,8 +240,19 @@ def records_from_asciicast(source: TextIO) -> Iterator[Record]:
         cols, rows = term.get("cols"), term.get("rows")
     else:
         raise ValueError(f"unsupported asciicast version {version!r}")
-    if isinstance(cols, int) and isinstance(rows, int):
-        yield resize_record(0, cols, rows)
+    size = (cols, rows) if isinstance(cols, int) and isinstance(rows, int) else None
+    return version, size
+
+
+def records_from_asciicast(source: TextIO) -> Iterator[Record]:
+    """Convert an asciicast v2 (or v3) recording to records.
+
+    The header's size becomes a RESIZE record at t=0; ``o``/``i``/``r``/``m``
+    events map to OUTPUT/INPUT/RESIZE/MARKER; other event codes are skipped.
+    """
+    version, size = asciicast_header_parse(source.readline())
+    if size is not None:
+        yield resize_record(0, *size)
     clock, last_t = 0.0, 0
     for number, line in enumerate(source, start=2):
         line = line.strip()

@@ -81,9 +81,6 @@ class _TusView(APIView):
     parser_classes: list = []
     throttle_classes: list = []
 
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-
     def _version_error(self, request) -> HttpResponse | None:
         if request.method == "OPTIONS":
             return None

@@ -19,20 +19,13 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from keeperpam.cli import (
-    EXIT_ERROR,
-    EXIT_INCOMPLETE,
     EXIT_KEY,
     EXIT_OK,
-    EXIT_TAMPERED,
 )
+from keeperpam.cli.errors import CommandError, one_line_errors
 from keeperpam.crypto import keys, terminal
 from keeperpam.crypto.errors import (
-    IncompleteStream,
-    KeyAccessError,
-    KsrError,
-    MalformedKey,
     MalformedPart,
-    TamperedPart,
     UnexpectedPart,
 )
 from keeperpam.crypto.parts import (
@@ -50,42 +43,6 @@ from keeperpam.crypto.sealer import StreamSealer
 __all__ = ["register"]
 
 PART_SUFFIX = ".ksr"
-
-
-class CommandError(Exception):
-    """A failure to report as one line and an exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _fail(message: str, code: int) -> int:
-    print(message, file=sys.stderr)
-    return code
-
-
-def _run(handler: object) -> object:
-    """Wrap a handler so every known failure becomes one line and an exit code."""
-
-    def wrapped(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)  # type: ignore[operator]
-        except IncompleteStream as exc:
-            message = str(exc)
-            if not message.startswith("incomplete:"):
-                message = f"incomplete: {message}"
-            return _fail(message, EXIT_INCOMPLETE)
-        except TamperedPart as exc:
-            return _fail(f"tampered: {exc}", EXIT_TAMPERED)
-        except (KeyAccessError, MalformedKey) as exc:
-            return _fail(f"key: {exc}", EXIT_KEY)
-        except CommandError as exc:
-            return _fail(str(exc), exc.code)
-        except (OSError, ValueError, KsrError) as exc:
-            return _fail(f"error: {exc}", EXIT_ERROR)
-
-    return wrapped
 
 
 # --- locating and ordering parts ------------------------------------------------------
@@ -340,7 +297,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="trusted signer key (PEM, DER or raw 32 bytes; repeatable)")
     verify.add_argument("--stream", choices=sorted(STREAMS),
                         help="only this stream's parts (default: all parts, one stream)")
-    verify.set_defaults(handler=_run(_verify))
+    verify.set_defaults(handler=one_line_errors(_verify))
 
     decrypt = subparsers.add_parser(
         "decrypt", help="verify and decrypt a stream",
@@ -358,14 +315,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="raw stream bytes (default), a scriptreplay pair, or asciicast v2")
     decrypt.add_argument("--stream", choices=sorted(STREAMS),
                          help="only this stream's parts (default: all parts, one stream)")
-    decrypt.set_defaults(handler=_run(_decrypt))
+    decrypt.set_defaults(handler=one_line_errors(_decrypt))
 
     keygen = subparsers.add_parser("keygen", help="generate a record or signer key pair (PEM)")
     keygen.add_argument("kind", choices=("record", "signer"),
                         help="record: P-256 key pair; signer: Ed25519 key pair")
     keygen.add_argument("--out-private", required=True, metavar="FILE")
     keygen.add_argument("--out-public", required=True, metavar="FILE")
-    keygen.set_defaults(handler=_run(_keygen))
+    keygen.set_defaults(handler=one_line_errors(_keygen))
 
     seal = subparsers.add_parser(
         "seal", help="seal a recording file into a directory of parts",
@@ -385,4 +342,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     seal.add_argument("--recording", metavar="UUID", help="recording id (default: random)")
     seal.add_argument("--size", type=_parse_size, metavar="COLSxROWS",
                       help="terminal size when the input does not say (default 80x24)")
-    seal.set_defaults(handler=_run(_seal))
+    seal.set_defaults(handler=one_line_errors(_seal))

@@ -23,7 +23,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -31,17 +31,16 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from keeperpam.cli import EXIT_ERROR, EXIT_INCOMPLETE, EXIT_KEY, EXIT_OK, EXIT_TAMPERED
+from keeperpam.cli import EXIT_KEY, EXIT_OK
 from keeperpam.cli.client import ApiClient, ApiError, NotFoundOrNotPermitted, api_base
 from keeperpam.cli.config import ConfigError, Settings, settings_clear, settings_load, settings_save
+from keeperpam.cli.errors import CommandError, Handler, fail, one_line_errors
 from keeperpam.crypto import keys, terminal
 from keeperpam.crypto.errors import (
     IncompleteStream,
     KeyAccessError,
     KsrError,
-    MalformedKey,
     NoRecipient,
-    TamperedPart,
 )
 from keeperpam.crypto.parts import OpenedPart, part_parse, stream_open
 
@@ -61,44 +60,9 @@ STATUS_WORDS = {"open": "recording now", "closing": "sealing", "sealed": "comple
                 "incomplete": "incomplete", "not_recorded": "not recorded", "failed": "failed"}
 
 
-class CommandError(Exception):
-    """A failure to report as one line and an exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _fail(message: str, code: int) -> int:
-    print(message, file=sys.stderr)
-    return code
-
-
-def _run(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Wrap a handler so every known failure becomes one line and an exit code."""
-
-    def wrapped(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except IncompleteStream as exc:
-            message = str(exc)
-            if not message.startswith("incomplete:"):
-                message = f"incomplete: {message}"
-            return _fail(message, EXIT_INCOMPLETE)
-        except TamperedPart as exc:
-            return _fail(f"tampered: {exc}", EXIT_TAMPERED)
-        except (KeyAccessError, MalformedKey) as exc:
-            return _fail(f"key: {exc}", EXIT_KEY)
-        except CommandError as exc:
-            return _fail(str(exc), exc.code)
-        except (ApiError, ConfigError) as exc:
-            return _fail(f"error: {exc}", EXIT_ERROR)
-        except (OSError, ValueError, KsrError) as exc:
-            return _fail(f"error: {exc}", EXIT_ERROR)
-        except KeyboardInterrupt:
-            return _fail("error: interrupted", 130)
-
-    return wrapped
+def _run(handler: Handler) -> Handler:
+    """``one_line_errors`` that also reports the API client's and the config's errors."""
+    return one_line_errors(handler, errors=(ApiError, ConfigError))
 
 
 # --- settings, secrets and keys ---------------------------------------------------------
@@ -507,7 +471,7 @@ def _grant(args: argparse.Namespace) -> int:
           f"{', '.join(users) or '-'}")
     if failed:
         names = sorted({g["record_name"] for g in failed})
-        return _fail(f"key: your share of some record keys does not open: "
+        return fail(f"key: your share of some record keys does not open: "
                      f"{', '.join(names)}", EXIT_KEY)
     return EXIT_OK
 

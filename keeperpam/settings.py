@@ -271,4 +271,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recordings.tasks.streams_flush_quiet",
         "schedule": env_int("KEEPERPAM_STREAM_FLUSH_INTERVAL", 5),
     },
+    # Services reconcile key shares as access changes; this catches what changed
+    # outside them (group membership edited in Django's user admin, say).
+    "vault-reconcile-key-shares": {
+        "task": "vault.tasks.key_shares_reconcile_all",
+        "schedule": env_int("KEEPERPAM_KEY_SHARE_RECONCILE_INTERVAL", 300),
+    },
 }

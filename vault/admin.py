@@ -16,13 +16,15 @@ from typing import Any, TypeVar
 
 from django.contrib import admin
 from django.contrib.admin import RelatedOnlyFieldListFilter
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.db.models import Count, Exists, OuterRef, Value
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from . import services
+from . import key_services, services
 from .access import rules
 from .choices import RecordType
 from .forms import RecordAdminForm
@@ -620,3 +622,22 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 # Key material has its own console module (Django autodiscovers only admin.py).
 from . import admin_keys  # noqa: E402, F401
+
+# ------------------------------------------------------------------------------ users
+
+
+class VaultUserAdmin(UserAdmin):
+    """Django's user admin, plus revoking key shares the edited user may no longer hold.
+
+    Group membership and the active flag are edited here, outside our services,
+    so the reconcile that services run on every access change runs here too.
+    """
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if change:
+            key_services.user_key_shares_reconcile(user=form.instance, acting_user=request.user)
+
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), VaultUserAdmin)

@@ -426,6 +426,23 @@ def record_key_shares_grant(
 # ------------------------------------------------------------------- revocation
 
 
+@transaction.atomic
+def user_key_shares_reconcile(*, user, acting_user=None) -> int:
+    """Drop the record key shares ``user`` may no longer hold.
+
+    For changes made outside our services — group membership or the active
+    flag edited in Django's user admin — which cannot reconcile as they happen.
+    """
+    held = Record.objects.filter(keys__shares__user=user).distinct()
+    return record_key_shares_reconcile(records=held, acting_user=acting_user)
+
+
+@transaction.atomic
+def key_shares_reconcile_all() -> int:
+    """Reconcile every record that has keys: the periodic safety net (Celery beat)."""
+    return record_key_shares_reconcile(records=Record.objects.filter(keys__isnull=False).distinct())
+
+
 def record_key_shares_reconcile(
     *, records: QuerySet[Record] | Iterable[Record | int], acting_user=None
 ) -> int:

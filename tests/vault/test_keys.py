@@ -3,6 +3,7 @@
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from guardian.models import UserObjectPermission
 
@@ -22,6 +23,7 @@ from tests.keyring import (
 from vault import key_selectors, key_services, services
 from vault.choices import AccessLevel, RecordType
 from vault.models import AuditEvent, RecordKey, RecordKeyShare, RecoveryKey, UserKey
+from vault.tasks import key_shares_reconcile_all
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 
@@ -493,3 +495,34 @@ def test_reconcile_runs_a_constant_number_of_queries(django_assert_max_num_queri
         deleted = key_services.record_key_shares_reconcile(records=records)
     assert deleted == 6
     assert RecordKey.objects.filter(retired_at__isnull=False).count() == 6
+
+
+def test_group_removal_in_the_user_admin_revokes_at_once_and_beat_catches_the_rest(client):
+    """Group membership is edited in Django's user admin, outside our services."""
+    superuser = UserFactory(is_staff=True, is_superuser=True)
+    keeper, auditor = UserFactory(), UserFactory()
+    auditors = GroupFactory(name="Security Audit")
+    auditor.groups.add(auditors)
+    viewer_role(keeper)
+    viewer_role(name="Auditors").groups.add(auditors)
+    record = RecordFactory()
+    for user in (keeper, auditor):
+        enrol(user)
+        share(record, user)
+    key_services.record_key_for_sealing(record=record)
+    assert RecordKeyShare.objects.filter(user=auditor).exists()
+
+    client.force_login(superuser)
+    joined = auditor.date_joined
+    response = client.post(f"/admin/auth/user/{auditor.pk}/change/", {
+        "username": auditor.username, "is_active": "on", "groups": [],
+        "date_joined_0": joined.strftime("%Y-%m-%d"), "date_joined_1": joined.strftime("%H:%M:%S"),
+    })
+    assert response.status_code == 302, response.content[:2000]
+    assert not RecordKeyShare.objects.filter(user=auditor).exists()
+    assert RecordKeyShare.objects.filter(user=keeper).exists()
+
+    # A change no admin saw (a script, the shell): the periodic task revokes it.
+    get_user_model().objects.filter(pk=keeper.pk).update(is_active=False)
+    assert key_shares_reconcile_all.apply().get() == 1
+    assert not RecordKeyShare.objects.filter(user=keeper).exists()

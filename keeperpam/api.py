@@ -58,22 +58,6 @@ def exception_handler(exc, context) -> Response | None:
     return response
 
 
-class RestrictedViewSet(viewsets.GenericViewSet):
-    """Base viewset: the queryset is always the caller's permission-filtered selector.
-
-    Subclasses implement ``get_visible_queryset(user)``; objects outside it
-    answer 404 for every action, so nobody learns what they may not see.
-    """
-
-    def get_visible_queryset(self, user):
-        raise ImproperlyConfigured(f"{type(self).__name__} must define get_visible_queryset().")
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        return self.get_visible_queryset(self.request.user)
-
-
 class StandardPagination(PageNumberPagination):
     """Page-number pagination whose size the client may choose, up to a ceiling.
 
@@ -84,3 +68,22 @@ class StandardPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+class RestrictedViewSet(viewsets.GenericViewSet):
+    """Base viewset: the queryset is always the caller's permission-filtered selector.
+
+    Subclasses implement ``get_visible_queryset(user)``; objects outside it
+    answer 404 for every action, so nobody learns what they may not see.
+    """
+
+    pagination_class = StandardPagination
+    lookup_value_regex = "[0-9]+"
+
+    def get_visible_queryset(self, user):
+        raise ImproperlyConfigured(f"{type(self).__name__} must define get_visible_queryset().")
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return self.get_visible_queryset(self.request.user)

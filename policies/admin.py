@@ -14,19 +14,13 @@ from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest
 
-from vault.admin import adopt, model_fields
+from vault.admin import adopt, is_superuser_request, model_fields
 
 from . import services
 from .choices import Policy
 from .models import Role
 
 POLICY_FIELDS: list[str] = list(Policy.values)
-
-
-def _is_superuser(request: HttpRequest) -> bool:
-    user = request.user
-    return bool(user.is_authenticated and user.is_active and user.is_staff
-                and user.is_superuser)
 
 
 @admin.register(Role)
@@ -68,19 +62,19 @@ class RoleAdmin(admin.ModelAdmin):
 
     # Enforcement policies are superuser business; Django model permissions are ignored.
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return _is_superuser(request)
+        return is_superuser_request(request)
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        return _is_superuser(request)
+        return is_superuser_request(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return _is_superuser(request)
+        return is_superuser_request(request)
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return _is_superuser(request)
+        return is_superuser_request(request)
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return _is_superuser(request)
+        return is_superuser_request(request)
 
     def save_model(self, request: HttpRequest, obj: Role, form, change: bool) -> None:
         # Members are passed to the service here, so that the role and its members

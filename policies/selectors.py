@@ -86,8 +86,7 @@ def records_configurable_by(user) -> QuerySet[Record]:
 
 def may_configure_record(user, record: Record) -> bool:
     """Whether ``user`` may change ``record``'s connection and PAM settings."""
-    if not may_configure_record_type(user, record.record_type):
-        return False
+    # records_configurable_by already filters by the types the user may configure.
     return records_configurable_by(user).filter(pk=record.pk).exists()
 
 
@@ -178,8 +177,7 @@ def records_with_viewable_recordings(user) -> QuerySet[Record]:
 
 def may_view_recordings(user, record: Record) -> bool:
     """Whether ``user`` may list, play and download ``record``'s recordings."""
-    if record.record_type not in record_types_with_viewable_recordings(user):
-        return False
+    # records_with_viewable_recordings already filters by the types the policies cover.
     return records_with_viewable_recordings(user).filter(pk=record.pk).exists()
 
 

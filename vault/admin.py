@@ -57,18 +57,18 @@ def _per_request(request: HttpRequest, key: Any, compute: Callable[[], T]) -> T:
     return memo[key]
 
 
-def _is_staff(request: HttpRequest) -> bool:
+def is_staff_request(request: HttpRequest) -> bool:
     user = request.user
     return bool(user.is_authenticated and user.is_active and user.is_staff)
 
 
-def _is_superuser(request: HttpRequest) -> bool:
-    return _is_staff(request) and request.user.is_superuser
+def is_superuser_request(request: HttpRequest) -> bool:
+    return is_staff_request(request) and request.user.is_superuser
 
 
 def configurable_types(request: HttpRequest) -> tuple[str, ...]:
     """Record types the requesting user may create and configure."""
-    if not _is_staff(request):
+    if not is_staff_request(request):
         return ()
     return _per_request(
         request, "types", lambda: tuple(rules().configurable_record_types(request.user))
@@ -77,21 +77,21 @@ def configurable_types(request: HttpRequest) -> tuple[str, ...]:
 
 def may_configure_configurations(request: HttpRequest) -> bool:
     """Whether the requesting user may add, change and delete PAM configurations."""
-    return _is_staff(request) and _per_request(
+    return is_staff_request(request) and _per_request(
         request, "configurations", lambda: rules().may_configure_configurations(request.user)
     )
 
 
 def may_configure_record(request: HttpRequest, record: Record) -> bool:
     """Whether the requesting user may change or delete ``record``."""
-    return _is_staff(request) and _per_request(
+    return is_staff_request(request) and _per_request(
         request, ("record", record.pk), lambda: rules().may_configure_record(request.user, record)
     )
 
 
 def may_share_record(request: HttpRequest, record: Record) -> bool:
     """Whether the requesting user may change ``record``'s direct shares."""
-    return _is_staff(request) and _per_request(
+    return is_staff_request(request) and _per_request(
         request, ("share", record.pk), lambda: rules().may_share_record(request.user, record)
     )
 
@@ -186,11 +186,11 @@ class PamConfigurationAdmin(ServiceDeletesMixin, admin.ModelAdmin):
         return obj.record_count
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return _is_staff(request)
+        return is_staff_request(request)
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
         # The queryset already holds only the configurations the user may see.
-        return _is_staff(request)
+        return is_staff_request(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return may_configure_configurations(request)
@@ -355,12 +355,12 @@ class RecordAdmin(ServiceDeletesMixin, admin.ModelAdmin):
     # -- what the user may do
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return _is_staff(request)
+        return is_staff_request(request)
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
         # Any staff user may look; the queryset holds only records they can access,
         # so others answer "doesn't exist".
-        return _is_staff(request)
+        return is_staff_request(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return bool(configurable_types(request))
@@ -453,7 +453,7 @@ class FolderMembershipInline(admin.TabularInline):
         return super().get_queryset(request).select_related("user", "group")
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        return _is_staff(request)
+        return is_staff_request(request)
 
     # ``obj`` is the folder: whoever may manage it (API and admin alike) edits its members.
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
@@ -468,9 +468,9 @@ class FolderMembershipInline(admin.TabularInline):
 
 def _may_manage_folder(request: HttpRequest, folder: SharedFolder | None) -> bool:
     """Superusers, or members holding *share* access to ``folder`` (``may_manage_folder``)."""
-    if _is_superuser(request):
+    if is_superuser_request(request):
         return True
-    return folder is not None and _is_staff(request) and rules().may_manage_folder(
+    return folder is not None and is_staff_request(request) and rules().may_manage_folder(
         request.user, folder
     )
 
@@ -509,19 +509,19 @@ class SharedFolderAdmin(ServiceDeletesMixin, admin.ModelAdmin):
         return obj.member_count
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return _is_staff(request)
+        return is_staff_request(request)
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        return _is_staff(request)
+        return is_staff_request(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return _is_superuser(request)
+        return is_superuser_request(request)
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return _may_manage_folder(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return _is_superuser(request)
+        return is_superuser_request(request)
 
     def save_model(self, request: HttpRequest, obj: SharedFolder, form, change: bool) -> None:
         fields = model_fields(form, SharedFolder)
@@ -605,10 +605,10 @@ class AuditEventAdmin(admin.ModelAdmin):
         )
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return _is_superuser(request)
+        return is_superuser_request(request)
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        return _is_superuser(request)
+        return is_superuser_request(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

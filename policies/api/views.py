@@ -40,8 +40,6 @@ class RoleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, RestrictedVi
     queryset = Role.objects.all()
     serializer_class = RoleSerializer
     filterset_class = RoleFilterSet
-    pagination_class = StandardPagination
-    lookup_value_regex = "[0-9]+"
     search_fields = ["name", "description"]
     ordering_fields = ["name", "created_at"]
     ordering = ["name"]

@@ -9,7 +9,6 @@ Screenshots (1280×800) land in ``artifacts/screenshots/``.
 from __future__ import annotations
 
 import io
-import subprocess
 import zipfile
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,6 +31,7 @@ from tests.factories import (
 )
 from tests.keyring import fast_passwords, share, viewer_role  # noqa: F401
 from tests.paths import FIXTURES, REPO
+from tests.tools import scriptreplay
 from vault import key_services
 from vault.choices import RecordType
 from vault.models import AuditEvent, UserKey
@@ -354,14 +354,9 @@ def test_records_activity_and_download_replays_like_the_original(page, live_serv
     with zipfile.ZipFile(target) as archive:
         assert sorted(archive.namelist()) == [f"{stem}.tm", f"{stem}.tys"]
         archive.extractall(tmp_path / "out")
-    replayed = subprocess.run(
-        ["scriptreplay", "--timing", str(tmp_path / "out" / f"{stem}.tm"),
-         str(tmp_path / "out" / f"{stem}.tys"), "--divisor", "1000"],
-        capture_output=True, check=True, timeout=60).stdout
-    original = subprocess.run(
-        ["scriptreplay", "--timing", str(FIXTURES / "guacd-ssh-short.typescript.timing"),
-         str(FIXTURES / "guacd-ssh-short.typescript"), "--divisor", "1000"],
-        capture_output=True, check=True, timeout=60).stdout
+    replayed = scriptreplay(tmp_path / "out" / f"{stem}.tm", tmp_path / "out" / f"{stem}.tys")
+    original = scriptreplay(FIXTURES / "guacd-ssh-short.typescript.timing",
+                            FIXTURES / "guacd-ssh-short.typescript")
     assert replayed == original
     event = AuditEvent.objects.get(action="recording.download")
     assert event.actor == vault.auditor

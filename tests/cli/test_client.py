@@ -37,6 +37,7 @@ from recordings.models import Part, Session
 from tests.factories import PamConfigurationFactory, RecordFactory, UserFactory
 from tests.keyring import share, viewer_role
 from tests.paths import FIXTURES
+from tests.tools import asciinema_cat, scriptreplay
 from vault.models import AuditEvent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,29 +215,6 @@ def vault(live_server, transactional_db, data_dirs, eager_celery, tmp_path) -> V
     vault.alice.ok("login", live_server.url, "--username", "alice")
     vault.alice.ok("enrol")
     return vault
-
-
-def scriptreplay(timing: Path, typescript: Path) -> bytes:
-    command = ["scriptreplay", "--timing", str(timing), str(typescript), "--divisor", "10000"]
-    return subprocess.run(command, capture_output=True, check=True, timeout=60).stdout
-
-
-def asciinema_cat(cast: Path) -> tuple[int, bytes]:
-    # asciinema cat opens /dev/tty, so give it a pseudo-terminal.
-    pid, fd = pty.fork()
-    if pid == 0:  # child
-        os.execv("/usr/bin/asciinema", ["asciinema", "cat", str(cast)])  # noqa: S606
-    output = b""
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), output
 
 
 def test_login_enrol_records_sessions_download_replays_like_the_original(vault) -> None:

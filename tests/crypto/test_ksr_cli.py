@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.paths import FIXTURES as SHARED_FIXTURES
+from tests.tools import asciinema_cat, scriptreplay
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = SHARED_FIXTURES
@@ -45,12 +45,6 @@ def seal(workdir: Path, name: str, *inputs: Path, fmt: str = "typescript") -> Pa
                      "--signer-key", "signer.pem", *inputs, "-o", out, cwd=workdir)
         assert result.returncode == 0, result.stderr
     return out
-
-
-def scriptreplay(timing: Path, typescript: Path) -> bytes:
-    # A large divisor replays without the recorded pauses; output is unchanged.
-    command = ["scriptreplay", "--timing", str(timing), str(typescript), "--divisor", "10000"]
-    return subprocess.run(command, capture_output=True, check=True, timeout=60).stdout
 
 
 def test_help_lists_subcommands(workdir) -> None:
@@ -188,21 +182,8 @@ def test_decrypt_asciicast_plays_in_asciinema(workdir) -> None:
     assert result.returncode == 0, result.stderr
     header = json.loads(cast.read_text().splitlines()[0])
     assert header["version"] == 2
-    # asciinema cat opens /dev/tty, so give it a pseudo-terminal.
-    pid, fd = pty.fork()
-    if pid == 0:  # child
-        os.execv("/usr/bin/asciinema", ["asciinema", "cat", str(cast)])  # noqa: S606
-    output = b""
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, output[-500:]
+    status, output = asciinema_cat(cast)
+    assert status == 0, output[-500:]
     assert b"logout" in output
     assert b"sudo: command not found" in output
 

@@ -6,7 +6,6 @@ The gateway side is tuspy 1.1.0, unmodified, against Django's live server.
 from __future__ import annotations
 
 import io
-import subprocess
 import zipfile
 
 import pytest
@@ -18,6 +17,7 @@ from keeperpam.crypto.terminal import RecordType, records_decode, records_from_t
 from recordings import staging
 from recordings.choices import SessionStatus, StreamState
 from recordings.models import Session
+from tests.tools import scriptreplay
 
 from .conftest import FIXTURES, open_stream, signers, stream_parts
 
@@ -131,12 +131,8 @@ def test_typescript_fixture_seals_to_records_and_a_replayable_zip(
     assert names[0].endswith(".tm")
     assert names[1].endswith(".tys")
     archive.extractall(tmp_path)
-    replayed = subprocess.run(
-        ["scriptreplay", "--timing", str(tmp_path / names[0]), str(tmp_path / names[1]),
-         "--divisor", "1000"], capture_output=True, check=True, timeout=60).stdout
-    original_out = subprocess.run(
-        ["scriptreplay", "--timing", str(FIXTURES / timing), str(FIXTURES / typescript),
-         "--divisor", "1000"], capture_output=True, check=True, timeout=60).stdout
+    replayed = scriptreplay(tmp_path / names[0], tmp_path / names[1])
+    original_out = scriptreplay(FIXTURES / timing, FIXTURES / typescript)
     assert replayed == original_out
     assert not staging.session_dir(session.pk).exists()
     assert all(r.type != RecordType.KEYFRAME for r in got)

@@ -26,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from keeperpam.api import RestrictedViewSet, StandardPagination
+from keeperpam.api import RestrictedViewSet
 from vault import services
 from vault.access import rules
 from vault.choices import RecordType
@@ -93,10 +93,7 @@ def _type_label(record_type: str) -> str:
 
 
 class VaultViewSet(RestrictedViewSet):
-    """Common ground of the vault viewsets: pagination, and answering from the selector."""
-
-    pagination_class = StandardPagination
-    lookup_value_regex = "[0-9]+"
+    """Common ground of the vault viewsets: answering from the selector after a write."""
 
     def visible_object(self, pk: int):
         """Re-read an object just written, through the selector (annotations included)."""
